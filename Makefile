@@ -1,0 +1,37 @@
+# usmr-tf: two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed-stamp
+SHARED ?= ../shared/data
+
+.PHONY: venv test test-slow demo bench clean help
+
+help:
+	@echo "make demo   - install into $(VENV) (once) and run the demo on bundled data"
+	@echo "make test   - install into $(VENV) (once) and run the test suite"
+	@echo "make bench  - run the benchmarks"
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[test,serving,convert]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -ra
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -ra -m slow
+
+demo: $(STAMP)
+	$(PY) examples/demo.py --data $(SHARED) --out demo_output
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_data.py
+
+clean:
+	rm -rf $(VENV) demo_output build *.egg-info

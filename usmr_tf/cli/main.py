@@ -1,0 +1,73 @@
+"""`usmr` command line: one module per subcommand under ``usmr_tf.cli``.
+
+Each subcommand module defines ``register(subparsers)`` which adds its parser and
+sets ``func=run`` (a callable taking the parsed ``argparse.Namespace`` and returning
+an exit code). Modules are imported lazily only for the command being run, so
+``usmr --help`` stays fast.
+"""
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from usmr_tf.errors import UsmrError  # noqa: E402
+
+# name -> (module, one-line help). Keep sorted by workflow order.
+SUBCOMMANDS = {
+    "prepare": ("usmr_tf.cli.prepare", "prepare a slice cache from NIfTI volumes / PNG images"),
+    "train": ("usmr_tf.cli.train", "train a model from a recipe with model.fit"),
+    "export": ("usmr_tf.cli.export", "export the inference graph as a TF Serving SavedModel"),
+    "synthesize": ("usmr_tf.cli.synthesize", "synthesize MR from US (NIfTI, PNG or a folder)"),
+    "convert": ("usmr_tf.cli.convert", "convert a SavedModel to TFLite / TF.js / ONNX"),
+    "evaluate": ("usmr_tf.cli.evaluate", "score synthesized MR (deformation, SWD, structure)"),
+    "mos": ("usmr_tf.cli.mos", "build a Mean Opinion Score study page and score ratings"),
+    "presets": ("usmr_tf.cli.presets", "list the pretrained models in saved_models/"),
+}
+
+
+def _available():
+    found = {}
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        if importlib.util.find_spec(module) is not None:
+            found[name] = (module, help_text)
+    return found
+
+
+def build_parser(load=None):
+    parser = argparse.ArgumentParser(
+        prog="usmr",
+        description="Fetal US -> MRI-like synthesis (research use only, not for diagnosis).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in _available().items():
+        if load == name:
+            importlib.import_module(module).register(sub)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(load=command if command in _available() else None)
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.func(args) or 0)
+    except UsmrError as exc:
+        print(f"usmr {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"usmr {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
