@@ -1,0 +1,134 @@
+"""The prepared-slice cache: a directory written atomically by `usmr prepare`.
+
+Layout::
+
+    DIR/manifest.json          format, key (hash of the preparation parameters and input
+                               files), params, counts
+    DIR/<modality>/<split>.npy float32 [N, H, W, 1] in [-1, 1]   (modality: us, mr)
+    DIR/<modality>/<split>.json per-slice metadata (list of dicts, same order)
+
+`load_prepared(DIR/us, "train")` (or `load_prepared(DIR, "train", modality="us")`)
+returns `(images, meta)`.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+import numpy as np
+
+from usmr_tf.errors import DataError
+
+FORMAT = "usmr-tf/prepared-slices/1"
+MANIFEST = "manifest.json"
+SPLITS = ("train", "test")
+
+
+def params_key(params):
+    """SHA-256 of the canonical JSON of `params` (the cache key)."""
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_manifest(path):
+    """The manifest dict of a prepared dataset directory, or None when there is none."""
+    manifest = pathlib.Path(path) / MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"unreadable manifest: {exc}", manifest) from None
+    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+
+
+def write_prepared(out, parts, manifest):
+    """Writes `parts[modality][split] = (images, meta)` and `manifest` to `out` atomically.
+
+    Everything goes to a temporary sibling directory first, which is renamed to `out`
+    (replacing a previous prepared dataset there) only once complete; on any error it
+    is removed, so no half-written dataset is ever left behind.
+    """
+    out = pathlib.Path(out)
+    if out.exists() and read_manifest(out) is None:
+        if not out.is_dir() or any(out.iterdir()):
+            raise DataError("exists and is not a prepared dataset; refusing to replace it", out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    old = None
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
+        counts = {}
+        for modality, splits in parts.items():
+            (tmp / modality).mkdir()
+            counts[modality] = {}
+            for split, (images, meta) in splits.items():
+                images = np.asarray(images, dtype=np.float32)
+                if len(images) != len(meta):
+                    raise ValueError(f"{modality}/{split}: {len(images)} images, {len(meta)} meta")
+                np.save(tmp / modality / f"{split}.npy", images)
+                (tmp / modality / f"{split}.json").write_text(json.dumps(meta))
+                counts[modality][split] = int(len(images))
+        manifest = dict(manifest, format=FORMAT, counts=counts)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.rename(out, old)
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not out.exists():
+            os.rename(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def _modality_dir(path, modality):
+    path = pathlib.Path(path)
+    if not path.is_dir():
+        raise DataError("prepared dataset folder not found", path)
+    if modality is not None:
+        return path / modality
+    if (path / "train.npy").exists() or (path / "test.npy").exists():
+        return path
+    found = sorted(p.name for p in path.iterdir() if (p / "train.npy").exists())
+    if len(found) == 1:
+        return path / found[0]
+    raise DataError(
+        "not a prepared modality folder (no train.npy); pass modality= "
+        f"(found: {', '.join(found) or 'none'})", path)
+
+
+def load_prepared(path, split="train", modality=None):
+    """Reads `(images float32 [N, H, W, 1], meta list of dicts)` from a prepared dataset.
+
+    Args:
+        path: a modality folder (`DIR/us`, `DIR/mr`) or the dataset folder `DIR`
+            together with `modality`.
+        split: "train" or "test".
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r} (expected one of {SPLITS})", path)
+    folder = _modality_dir(path, modality)
+    npy, meta_path = folder / f"{split}.npy", folder / f"{split}.json"
+    for f in (npy, meta_path):
+        if not f.is_file():
+            raise DataError("missing from the prepared dataset (run `usmr prepare` again)", f)
+    try:
+        images = np.load(npy, allow_pickle=False)
+    except Exception as exc:
+        raise DataError(f"cannot read slices: {type(exc).__name__}: {exc}", npy) from None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError as exc:
+        raise DataError(f"cannot read slice metadata: {exc}", meta_path) from None
+    if images.ndim != 4 or images.shape[-1] != 1 or images.dtype != np.float32:
+        raise DataError(f"expected float32 [N, H, W, 1], got {images.dtype} {images.shape}", npy)
+    if len(meta) != len(images):
+        raise DataError(f"{len(images)} slices but {len(meta)} metadata entries", meta_path)
+    return images, meta

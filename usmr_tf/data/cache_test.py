@@ -1,0 +1,73 @@
+import json
+
+import numpy as np
+import pytest
+
+from usmr_tf.data import cache
+from usmr_tf.errors import DataError
+
+
+def _parts(n_train=5, n_test=2, size=16):
+    rng = np.random.default_rng(0)
+    make = lambda n: (rng.uniform(-1, 1, (n, size, size, 1)).astype(np.float32),  # noqa: E731
+                      [{"subject": f"s{i}", "position": i} for i in range(n)])
+    return {"us": {"train": make(n_train), "test": make(n_test)},
+            "mr": {"train": make(3), "test": make(1)}}
+
+
+def test_write_and_load_round_trip(tmp_path):
+    parts = _parts()
+    out = cache.write_prepared(tmp_path / "ds", parts, {"key": "k1"})
+    manifest = cache.read_manifest(out)
+    assert manifest["key"] == "k1" and manifest["counts"]["us"] == {"train": 5, "test": 2}
+    images, meta = cache.load_prepared(out / "us", "train")
+    np.testing.assert_array_equal(images, parts["us"]["train"][0])
+    assert meta == parts["us"]["train"][1]
+    images, _ = cache.load_prepared(out, "test", modality="mr")
+    assert images.shape == (1, 16, 16, 1) and images.dtype == np.float32
+    with pytest.raises(DataError, match="pass modality"):
+        cache.load_prepared(out, "train")  # two modalities: ambiguous
+
+
+def test_failed_write_leaves_nothing_and_keeps_previous(tmp_path):
+    out = cache.write_prepared(tmp_path / "ds", _parts(), {"key": "old"})
+    broken = _parts()
+    broken["mr"]["test"] = (broken["mr"]["test"][0], [])  # length mismatch -> error mid-write
+    with pytest.raises(ValueError):
+        cache.write_prepared(out, broken, {"key": "new"})
+    assert cache.read_manifest(out)["key"] == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    with pytest.raises(ValueError):
+        cache.write_prepared(tmp_path / "fresh", broken, {"key": "new"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_replaces_a_previous_dataset_but_not_other_folders(tmp_path):
+    out = cache.write_prepared(tmp_path / "ds", _parts(), {"key": "a"})
+    cache.write_prepared(out, _parts(n_train=7), {"key": "b"})
+    assert cache.read_manifest(out)["counts"]["us"]["train"] == 7
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(DataError, match="refusing"):
+        cache.write_prepared(other, _parts(), {"key": "a"})
+    assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_load_prepared_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        cache.load_prepared(tmp_path / "absent")
+    out = cache.write_prepared(tmp_path / "ds", _parts(), {"key": "a"})
+    with pytest.raises(DataError, match="unknown split"):
+        cache.load_prepared(out / "us", "val")
+    (out / "us" / "test.json").write_text(json.dumps([{}]))
+    with pytest.raises(DataError, match="metadata entries"):
+        cache.load_prepared(out / "us", "test")
+    (out / "us" / "train.npy").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="train.npy"):
+        cache.load_prepared(out / "us", "train")
+
+
+def test_params_key_is_stable_and_sensitive():
+    assert cache.params_key({"a": 1, "b": [1, 2]}) == cache.params_key({"b": [1, 2], "a": 1})
+    assert cache.params_key({"a": 1}) != cache.params_key({"a": 2})

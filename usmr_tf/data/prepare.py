@@ -1,0 +1,262 @@
+"""Config-driven preparation of the slice cache (the library behind `usmr prepare`).
+
+A config (YAML) lists sources per modality::
+
+    data_root: ../shared/data      # relative to the working directory
+    size: 128
+    test_fraction: 0.2
+    seed: 0
+    mr:
+      - name: spina_bifida
+        kind: nifti                # nifti | hc18 | images
+        root: mr/spina_bifida_fidon2021
+        pattern: "*/srr.nii.gz"
+        mask: "{dir}/mask.nii.gz"  # optional, relative to root; {dir}, {name} of the file
+        subject: "GA(\\d+)"        # regex on the path relative to root (group 1)
+        # group: name              # subject namespace; sources of the same subjects share it
+    us:
+      - name: hc18
+        kind: hc18
+        root: us/hc18/training_set
+
+Per-source settings default to the top-level ones (see `DEFAULTS`). Subjects are
+split 80/20 per modality (`splits.split_subjects`), so no subject is in both splits.
+"""
+
+import os
+import pathlib
+import re
+import time
+
+import numpy as np
+import yaml
+
+import usmr_tf
+from usmr_tf.data import cache, hc18
+from usmr_tf.data.images import image_to_slice, is_image, load_image
+from usmr_tf.data.nifti import is_nifti
+from usmr_tf.data.splits import split_items
+from usmr_tf.data.volume import volume_to_slices
+from usmr_tf.errors import ConfigError, DataError
+
+MODALITIES = ("us", "mr")
+KINDS = ("nifti", "hc18", "images")
+DEFAULTS = {
+    "size": 128,
+    "test_fraction": 0.2,
+    "seed": 0,
+    "percentiles": [1.0, 99.0],
+    "axis": 2,
+    "spacing": None,
+    "min_foreground": 0.25,
+    "margin": 0.05,
+    "align": True,
+    "head_fraction": 0.8,
+}
+_GLOBAL_ONLY = ("size", "test_fraction", "seed")
+_SOURCE_KEYS = {"name", "group", "kind", "root", "pattern", "subject", "mask", "limit"} | (
+    set(DEFAULTS) - set(_GLOBAL_ONLY))
+_DEFAULT_PATTERN = {"nifti": "*.nii*", "hc18": "*HC.png", "images": "*.png"}
+
+
+def load_config(path):
+    """Reads a YAML preparation config (ConfigError when unreadable or not a mapping)."""
+    path = pathlib.Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return config
+
+
+def resolve_config(config, data_root=None):
+    """Validates a config and fills defaults; returns a JSON-able dict with absolute roots."""
+    unknown = set(config) - set(DEFAULTS) - {"data_root", *MODALITIES}
+    if unknown:
+        raise ConfigError(f"unknown config keys: {sorted(unknown)}")
+    root = pathlib.Path(data_root or config.get("data_root") or ".").expanduser().resolve()
+    out = {k: config.get(k, v) for k, v in DEFAULTS.items() if k in _GLOBAL_ONLY}
+    if not isinstance(out["size"], int) or out["size"] < 8:
+        raise ConfigError(f"size must be an integer >= 8, got {out['size']!r}")
+    out["data_root"] = str(root)
+    if not any(config.get(m) for m in MODALITIES):
+        raise ConfigError(f"the config lists no sources under {' or '.join(MODALITIES)}")
+    for modality in MODALITIES:
+        sources = config.get(modality) or []
+        if not isinstance(sources, list):
+            raise ConfigError(f"{modality}: expected a list of sources")
+        resolved, names = [], set()
+        for i, source in enumerate(sources):
+            if not isinstance(source, dict):
+                raise ConfigError(f"{modality}[{i}]: expected a mapping")
+            bad = set(source) - _SOURCE_KEYS
+            if bad:
+                raise ConfigError(f"{modality}[{i}]: unknown keys {sorted(bad)}")
+            src = {k: source.get(k, config.get(k, v)) for k, v in DEFAULTS.items()
+                   if k not in _GLOBAL_ONLY}
+            src["kind"] = source.get("kind", "nifti")
+            if src["kind"] not in KINDS:
+                raise ConfigError(f"{modality}[{i}]: kind must be one of {KINDS}")
+            if "root" not in source:
+                raise ConfigError(f"{modality}[{i}]: missing 'root'")
+            src["root"] = str((root / str(source["root"])).resolve())
+            src["name"] = str(source.get("name") or pathlib.Path(src["root"]).name)
+            if src["name"] in names:
+                raise ConfigError(f"{modality}: duplicate source name {src['name']!r}")
+            names.add(src["name"])
+            # Subject ids are namespaced by group (default: the source name); sources
+            # holding data of the same subjects must share a group.
+            src["group"] = str(source.get("group") or src["name"])
+            src["pattern"] = str(source.get("pattern") or _DEFAULT_PATTERN[src["kind"]])
+            src["subject"] = source.get("subject")
+            src["mask"] = source.get("mask")
+            src["limit"] = source.get("limit")
+            if src["subject"] is not None:
+                try:
+                    re.compile(src["subject"])
+                except re.error as exc:
+                    raise ConfigError(f"{modality}[{i}]: bad subject regex: {exc}") from None
+            resolved.append(src)
+        out[modality] = resolved
+    return out
+
+
+def _name(path):
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".png", ".jpg", ".jpeg"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def list_files(source):
+    """[(path, subject id, mask path or None)] of one resolved source, sorted by path."""
+    root = pathlib.Path(source["root"])
+    if not root.is_dir():
+        raise DataError("source folder not found", root)
+    accept = is_nifti if source["kind"] == "nifti" else is_image
+    files = sorted(p for p in root.glob(source["pattern"])
+                   if p.is_file() and accept(p) and not p.name.endswith("_Annotation.png"))
+    if not files:
+        what = {"nifti": "NIfTI", "hc18": "HC18 image", "images": "image"}[source["kind"]]
+        raise DataError(f"no {what} files matching {source['pattern']!r} (empty folder?)",
+                        root)
+    if source["limit"]:
+        files = files[: int(source["limit"])]
+    items = []
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        if source["subject"]:
+            match = re.search(source["subject"], rel)
+            if not match:
+                raise DataError(f"subject pattern {source['subject']!r} does not match", path)
+            subject = match.group(1) if match.groups() else match.group(0)
+        elif source["kind"] == "hc18":
+            subject = hc18.subject_id(path)
+        else:
+            subject = _name(path) if "/" not in rel else rel.rsplit("/", 1)[0]
+        mask = None
+        if source["mask"]:
+            fields = {"dir": path.parent.relative_to(root).as_posix(), "name": _name(path)}
+            mask = root / source["mask"].format(**fields)
+        items.append((path, f"{source['group']}/{subject}", mask))
+    return items
+
+
+def _slices_of(path, subject, mask, source, size, modality):
+    """(slices [n, size, size, 1], per-slice meta) of one file."""
+    base = {"subject": subject, "source": str(path), "modality": modality,
+            "dataset": source["name"]}
+    pct = tuple(source["percentiles"])
+    if source["kind"] == "nifti":
+        slices, geometry = volume_to_slices(
+            path, source["axis"], size, mask=mask, spacing=source["spacing"],
+            min_foreground=source["min_foreground"], margin=source["margin"], percentiles=pct)
+        if len(slices) == 0:
+            raise DataError("no slice has enough foreground", path)
+        geo = geometry.to_dict()
+        meta = [dict(base, kind="volume", axis=geometry.axis, slice_index=idx, position=j,
+                     geometry=geo) for j, idx in enumerate(geometry.slice_indices)]
+        return slices, meta
+    if source["kind"] == "hc18":
+        image, transform = hc18.load_hc18(path, size, align=source["align"],
+                                          head_fraction=source["head_fraction"], percentiles=pct)
+    else:
+        mask_image = load_image(mask) > 0 if mask is not None else None
+        image, transform = image_to_slice(load_image(path), size, mask=mask_image,
+                                          percentiles=pct, path=path)
+    return image[None], [dict(base, kind="image", slice_index=0, position=0,
+                              transform=transform)]
+
+
+def input_files(config):
+    """{modality: [(source, path, subject, mask)]} for a resolved config."""
+    return {m: [(src, *item) for src in config[m] for item in list_files(src)]
+            for m in MODALITIES if config[m]}
+
+
+def dataset_key(config, files):
+    """Cache key: the resolved parameters plus every input file's path, size and mtime."""
+    stamp = []
+    for modality, items in sorted(files.items()):
+        for _, path, _, mask in items:
+            for p in (path, mask):
+                if p is not None and pathlib.Path(p).exists():
+                    st = os.stat(p)
+                    stamp.append([modality, str(p), st.st_size, st.st_mtime_ns])
+    return cache.params_key({"format": cache.FORMAT, "version": usmr_tf.__version__,
+                             "config": config, "files": stamp})
+
+
+def prepare_arrays(config, files=None, log=None):
+    """Reads and splits every source: {modality: {split: (images, meta)}}."""
+    files = input_files(config) if files is None else files
+    size = config["size"]
+    parts = {}
+    for modality, items in files.items():
+        chunks, meta = [], []
+        for source, path, subject, mask in items:
+            slices, slice_meta = _slices_of(path, subject, mask, source, size, modality)
+            chunks.append(slices)
+            meta.extend(slice_meta)
+        images = np.concatenate(chunks, axis=0)
+        train, test = split_items([m["subject"] for m in meta], config["test_fraction"],
+                                  config["seed"])
+        parts[modality] = {
+            "train": (images[train], [meta[i] for i in train]),
+            "test": (images[test], [meta[i] for i in test]),
+        }
+        if log:
+            subjects = {s: len({meta[i]["subject"] for i in idx})
+                        for s, idx in (("train", train), ("test", test))}
+            log(f"{modality}: {len(items)} files -> {len(train)} train / {len(test)} test "
+                f"slices ({subjects['train']} / {subjects['test']} subjects)")
+    return parts
+
+
+def prepare_dataset(config, out, *, data_root=None, force=False, log=None):
+    """Prepares the slice cache for `config` (a dict or YAML path) into `out`.
+
+    Reuses `out` when its manifest has the same key (same parameters and input files)
+    unless `force`. Returns (out path, manifest dict, reused bool).
+    """
+    if not isinstance(config, dict):
+        config = load_config(config)
+    resolved = resolve_config(config, data_root)
+    files = input_files(resolved)
+    key = dataset_key(resolved, files)
+    out = pathlib.Path(out)
+    existing = cache.read_manifest(out) if out.is_dir() else None
+    if existing and existing.get("key") == key and not force:
+        return out, existing, True
+    start = time.perf_counter()
+    parts = prepare_arrays(resolved, files, log=log)
+    manifest = {"key": key, "params": resolved, "version": usmr_tf.__version__,
+                "seconds": round(time.perf_counter() - start, 3),
+                "note": "research images, not for diagnosis"}
+    cache.write_prepared(out, parts, manifest)
+    return out, cache.read_manifest(out), False

@@ -1,0 +1,105 @@
+"""Discriminators of Fig. 2 ("four conv layers", §2.3).
+
+- `PatchDiscriminator`: image (or EdgeNet maps) -> patch logits. Used for D_app, D_stru and
+  D_app^back. `num_layers` convs: the first `num_layers - 1` are k x k conv (`filters * 2**i`
+  channels, capped at 8x) -> instance norm (not on the first layer, nor with spectral norm) ->
+  LeakyReLU(0.2); the last is a k x k conv to one logit channel (no activation: the GAN loss
+  applies the sigmoid / least squares). Default strides (2, 2, 2, 1): 128^2 -> 16^2 logits.
+- `LatentDiscriminator`: D_bi on encoder outputs (the latent `y`, `[B, H/2**d, W/2**d, C]`):
+  the same block with 3x3 kernels and stride 1, giving one logit per latent position.
+"""
+
+import keras
+
+from usmr_tf.layers.normalization import instance_norm, maybe_spectral
+from usmr_tf.layers.seeding import kernel_initializer
+
+
+@keras.saving.register_keras_serializable(package="usmr_tf")
+class PatchDiscriminator(keras.layers.Layer):
+    """Conv discriminator `[B, H, W, C] -> [B, H', W', 1]` logits."""
+
+    def __init__(
+        self,
+        filters=64,
+        num_layers=4,
+        kernel_size=4,
+        strides=(2, 2, 2, 1),
+        spectral_norm=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.num_layers = int(num_layers)
+        self.kernel_size = int(kernel_size)
+        strides = [int(strides)] * self.num_layers if isinstance(strides, int) else list(strides)
+        if len(strides) != self.num_layers or self.num_layers < 2:
+            raise ValueError(
+                f"need num_layers >= 2 and one stride per layer, got num_layers={num_layers}, "
+                f"strides={strides}"
+            )
+        self.strides = strides
+        self.spectral_norm = bool(spectral_norm)
+        self.seed = seed
+        self.convs, self.norms = [], []
+        for i in range(self.num_layers):
+            last = i == self.num_layers - 1
+            conv = keras.layers.Conv2D(
+                1 if last else self.filters * 2 ** min(i, 3),
+                self.kernel_size,
+                strides=self.strides[i],
+                padding="same",
+                kernel_initializer=kernel_initializer(seed, "conv", i),
+                name=f"conv{i}",
+            )
+            self.convs.append(maybe_spectral(conv, self.spectral_norm, name=f"sn_conv{i}"))
+            use_norm = 0 < i < self.num_layers - 1 and not self.spectral_norm
+            self.norms.append(instance_norm(name=f"norm{i}") if use_norm else None)
+        self.act = keras.layers.LeakyReLU(0.2, name="lrelu")
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        for conv, norm, s in zip(self.convs, self.norms, self.strides):
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+            if norm is not None:
+                norm.build(shape)
+
+    def call(self, x, training=None):
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            x = conv(x, training=training) if self.spectral_norm else conv(x)
+            if i == self.num_layers - 1:
+                break
+            if norm is not None:
+                x = norm(x, training=training)
+            x = self.act(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for conv in self.convs:
+            shape = conv.compute_output_shape(shape)
+        return shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            num_layers=self.num_layers,
+            kernel_size=self.kernel_size,
+            strides=list(self.strides),
+            spectral_norm=self.spectral_norm,
+            seed=self.seed,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="usmr_tf")
+class LatentDiscriminator(PatchDiscriminator):
+    """D_bi: 3x3, stride-1 `PatchDiscriminator` on latent features (one logit per position)."""
+
+    def __init__(self, filters=64, num_layers=4, kernel_size=3, strides=1, **kwargs):
+        super().__init__(
+            filters=filters, num_layers=num_layers, kernel_size=kernel_size, strides=strides, **kwargs
+        )

@@ -1,0 +1,187 @@
+"""`AnatomyAwareSynthesis`: the full framework of Fig. 2 with the objective of Eq. 1-9.
+
+Blocks: encoder-A (`generator.anatomy_encoder`) -> decoder-B (US reconstruction) and decoder-C
+(synth MR) with `CrossModalAttention` between them (`generator`, the inference path); reverse
+path encoder-D (`back_encoder`) -> decoder-E (`back_decoder`, back-inferred US); D_app
+(`appearance_discriminator`), D_stru on EdgeNet maps (`structural_discriminator`, `edge_net`),
+D_app^back (`back_appearance_discriminator`) and D_bi on encoder outputs
+(`bilatent_discriminator`).
+
+Ablations of Table 1 (the sub-layers are not created when off):
+`use_bilatent=False` -> no D_bi / L_bi ("w/o bi-lat"); `use_structural=False` -> no EdgeNet,
+D_stru / L_stru ("w/o struct."); `use_attention=False` -> no attention, decoder-B leaves the
+inference generator ("w/o att.").
+"""
+
+import keras
+
+from usmr_tf.layers.discriminators import LatentDiscriminator
+from usmr_tf.layers.edge_net import EdgeNet
+from usmr_tf.layers.seeding import sub_seed
+from usmr_tf.layers.unet_blocks import Decoder, Encoder
+from usmr_tf.models.base import SynthesisModel
+from usmr_tf.models.gan_losses import (
+    discriminator_adversarial_loss,
+    generator_adversarial_loss,
+    l1_per_example,
+)
+from usmr_tf.models.generators import AnatomyAwareGenerator
+
+
+@keras.saving.register_keras_serializable(package="usmr_tf")
+class AnatomyAwareSynthesis(SynthesisModel):
+    """US -> MR synthesis from unpaired data (Jiao et al. 2019). `model(us)` -> synth MR."""
+
+    reconstruction_term = "loss_lat"
+
+    def __init__(
+        self,
+        image_size=128,
+        base_filters=32,
+        depth=4,
+        attention_level=1,
+        lambda_rec=10.0,
+        use_bilatent=True,
+        use_structural=True,
+        use_attention=True,
+        gan_loss="lsgan",
+        disc_filters=None,
+        spectral_norm=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            image_size=image_size,
+            base_filters=base_filters,
+            depth=depth,
+            lambda_rec=lambda_rec,
+            gan_loss=gan_loss,
+            disc_filters=disc_filters,
+            spectral_norm=spectral_norm,
+            seed=seed,
+            **kwargs,
+        )
+        self.use_bilatent = bool(use_bilatent)
+        self.use_structural = bool(use_structural)
+        self.use_attention = bool(use_attention)
+        f, d = self.base_filters, self.depth
+        self.generator = AnatomyAwareGenerator(
+            image_size=self.image_size,
+            base_filters=f,
+            depth=d,
+            attention_level=attention_level,
+            use_attention=self.use_attention,
+            seed=sub_seed(seed, "generator"),
+            name="generator",
+        )
+        self.attention_level = self.generator.attention_level
+        # Decoder-B after the attention stage (or all of it): training only (US reconstruction).
+        first = self.attention_level + 1 if self.use_attention else 0
+        self.us_decoder_top = Decoder(
+            f, d, first_stage=first, seed=sub_seed(seed, "B_top"), name="us_decoder_top"
+        )
+        self.back_encoder = Encoder(f, d, seed=sub_seed(seed, "D"), name="back_encoder")
+        self.back_decoder = Decoder(f, d, seed=sub_seed(seed, "E"), name="back_decoder")
+        self.appearance_discriminator = self._patch_discriminator("appearance_discriminator")
+        if self.use_structural:
+            self.edge_net = EdgeNet(name="edge_net")
+            self.structural_discriminator = self._patch_discriminator("structural_discriminator")
+        self.back_appearance_discriminator = self._patch_discriminator(
+            "back_appearance_discriminator"
+        )
+        if self.use_bilatent:
+            self.bilatent_discriminator = self._patch_discriminator(
+                "bilatent_discriminator", cls=LatentDiscriminator
+            )
+        self._finish_init()
+
+    def _build_components(self, input_shape):
+        enc_shapes = self.generator.anatomy_encoder.compute_output_shape(input_shape)
+        if self.use_attention:
+            f_shape = self.generator.us_decoder.compute_output_shape(enc_shapes)
+            self.us_decoder_top.build((f_shape, enc_shapes[1]))
+        else:
+            self.us_decoder_top.build(enc_shapes)
+        self.back_encoder.build(input_shape)
+        self.back_decoder.build(self.back_encoder.compute_output_shape(input_shape))
+        self.appearance_discriminator.build(input_shape)
+        if self.use_structural:
+            self.edge_net.build(input_shape)
+            self.structural_discriminator.build(self.edge_net.compute_output_shape(input_shape))
+        self.back_appearance_discriminator.build(input_shape)
+        if self.use_bilatent:
+            self.bilatent_discriminator.build(enc_shapes[0])
+
+    @property
+    def discriminators(self):
+        ds = [self.appearance_discriminator]
+        if self.use_structural:
+            ds.append(self.structural_discriminator)
+        ds.append(self.back_appearance_discriminator)
+        if self.use_bilatent:
+            ds.append(self.bilatent_discriminator)
+        return ds
+
+    def _term_names(self):
+        g = ["loss_lat", "loss_app"] + (["loss_stru"] if self.use_structural else [])
+        g += ["loss_proj", "loss_app_back"] + (["loss_bi"] if self.use_bilatent else [])
+        d = ["d_app"] + (["d_stru"] if self.use_structural else []) + ["d_app_back"]
+        d += ["d_bi"] if self.use_bilatent else []
+        return g, d
+
+    def forward(self, us, training=None):
+        """One pass of every generator block: latent y, recon_us, synth_mr, latent_back, back_us."""
+        out = self.generator.forward(us, training=training)  # A, (B), C, attention
+        top_in = out["us_features"] if self.use_attention else out["latent"]
+        out["recon_us"] = self.us_decoder_top((top_in, out["skips"]), training=training)  # x^_U
+        latent_back, skips_back = self.back_encoder(out["synth_mr"], training=training)  # y^back
+        out["latent_back"] = latent_back
+        out["back_us"] = self.back_decoder((latent_back, skips_back), training=training)  # x~_U
+        return out
+
+    def compute_loss_terms(self, us, mr, training=False):
+        self._require_mr(mr)
+        lam, form = self.lambda_rec, self.gan_loss
+        out = self.forward(us, training=training)
+        synth = out["synth_mr"]
+        g, d = {}, {}
+        # Forward objective L_f = lambda L_lat + L_app + L_stru (Eq. 1).
+        g["loss_lat"] = (lam, [l1_per_example(out["recon_us"], us)])  # Eq. 2
+        real, fake = self.appearance_discriminator(mr), self.appearance_discriminator(synth)
+        g["loss_app"] = (1.0, [generator_adversarial_loss(fake, form)])  # Eq. 3
+        if self.use_structural:
+            real_e = self.structural_discriminator(self.edge_net(mr))
+            fake_e = self.structural_discriminator(self.edge_net(synth))
+            g["loss_stru"] = (1.0, [generator_adversarial_loss(fake_e, form)])  # Eq. 4
+        # Reverse objective L_r = lambda L_proj + L_app^back + L_bi (Eq. 5).
+        g["loss_proj"] = (lam, [l1_per_example(out["back_us"], us)])  # Eq. 6
+        real_b = self.back_appearance_discriminator(us)
+        fake_b = self.back_appearance_discriminator(out["back_us"])
+        g["loss_app_back"] = (1.0, [generator_adversarial_loss(fake_b, form)])  # Eq. 7
+        if self.use_bilatent:
+            real_l = self.bilatent_discriminator(out["latent"])  # y is "real"
+            fake_l = self.bilatent_discriminator(out["latent_back"])  # y^back is "fake"
+            g["loss_bi"] = (1.0, [generator_adversarial_loss(fake_l, form)])  # Eq. 8
+        # Total L = L_f + L_r (Eq. 9) is the weighted sum of g, formed in the base class.
+        # Discriminator sides of the same adversarial terms:
+        d["d_app"] = (1.0, list(discriminator_adversarial_loss(real, fake, form)))  # Eq. 3
+        if self.use_structural:
+            d["d_stru"] = (1.0, list(discriminator_adversarial_loss(real_e, fake_e, form)))  # Eq. 4
+        d["d_app_back"] = (1.0, list(discriminator_adversarial_loss(real_b, fake_b, form)))  # Eq. 7
+        if self.use_bilatent:
+            d["d_bi"] = (1.0, list(discriminator_adversarial_loss(real_l, fake_l, form)))  # Eq. 8
+        return g, d, out
+
+    def preview_images(self, us):
+        out = self.forward(us, training=False)
+        return {"us": us, "recon_us": out["recon_us"], "synth_mr": out["synth_mr"]}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            attention_level=self.attention_level,
+            use_bilatent=self.use_bilatent,
+            use_structural=self.use_structural,
+            use_attention=self.use_attention,
+        )
+        return config

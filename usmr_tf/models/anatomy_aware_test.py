@@ -1,0 +1,186 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from usmr_tf.models.anatomy_aware import AnatomyAwareSynthesis
+from usmr_tf.models.conftest import TINY
+from usmr_tf.models.generators import AnatomyAwareGenerator
+
+LAM = 10.0
+
+
+def _np(x):
+    return np.asarray(x, "float64")
+
+
+def _l1(a, b):
+    return np.abs(_np(a) - _np(b)).reshape(len(a), -1).mean(1)
+
+
+def _g_adv(f, form):
+    f = _np(f).reshape(len(f), -1)
+    return ((f - 1) ** 2).mean(1) if form == "lsgan" else np.log1p(np.exp(-f)).mean(1)
+
+
+def _d_adv(r, f, form):
+    r, f = _np(r).reshape(len(r), -1), _np(f).reshape(len(f), -1)
+    if form == "lsgan":
+        return 0.5 * ((r - 1) ** 2).mean(1).mean() + 0.5 * (f**2).mean(1).mean()
+    return 0.5 * np.log1p(np.exp(-r)).mean(1).mean() + 0.5 * np.log1p(np.exp(f)).mean(1).mean()
+
+
+def _ids(variables):
+    return {id(v) for v in variables}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return AnatomyAwareSynthesis(**TINY, attention_level=1, seed=0)
+
+
+def test_call_is_the_generator_inference_path(model, phantom_batch):
+    us = phantom_batch[0][:2]
+    out = np.asarray(model(us))
+    assert out.shape == (2, 32, 32, 1) and np.abs(out).max() <= 1.0
+    np.testing.assert_array_equal(out, model.generator(us))
+    np.testing.assert_array_equal(out, model.forward(us)["synth_mr"])
+
+
+def test_generator_owns_only_inference_variables(model):
+    gen = model.generator
+    inference = [gen.anatomy_encoder, gen.us_decoder, gen.mr_decoder, gen.cross_modal_attention,
+                 gen.mr_decoder_top]
+    assert _ids(gen.weights) == _ids([w for layer in inference for w in layer.weights])
+    training_only = [model.us_decoder_top, model.back_encoder, model.back_decoder] + model.discriminators
+    assert not _ids(gen.weights) & _ids([w for layer in training_only for w in layer.weights])
+    # decoder-B in the generator stops at the attention stage; the rest reconstructs the US.
+    assert gen.us_decoder.stop_stage == 2 and model.us_decoder_top.first_stage == 2
+    assert model.us_decoder_top.include_head and not gen.us_decoder.include_head
+
+
+@pytest.mark.parametrize("form", ["lsgan", "bce"])
+def test_each_loss_term_equals_a_hand_computation(phantom_batch, form):
+    us, mr, _ = (a[:3] for a in phantom_batch)
+    m = AnatomyAwareSynthesis(**TINY, gan_loss=form, seed=1)
+    logs = {k: float(v) for k, v in m.test_step((us, mr)).items()}
+    # Recompute every term in numpy from the model's own sub-layer outputs.
+    f = m.forward(us)
+    e = m.edge_net
+    want = {
+        "loss_lat": _l1(f["recon_us"], us).mean(),  # Eq. 2
+        "loss_app": _g_adv(m.appearance_discriminator(f["synth_mr"]), form).mean(),  # Eq. 3
+        "loss_stru": _g_adv(m.structural_discriminator(e(f["synth_mr"])), form).mean(),  # Eq. 4
+        "loss_proj": _l1(f["back_us"], us).mean(),  # Eq. 6
+        "loss_app_back": _g_adv(m.back_appearance_discriminator(f["back_us"]), form).mean(),  # Eq. 7
+        "loss_bi": _g_adv(m.bilatent_discriminator(f["latent_back"]), form).mean(),  # Eq. 8
+        "d_app": _d_adv(m.appearance_discriminator(mr), m.appearance_discriminator(f["synth_mr"]), form),
+        "d_stru": _d_adv(m.structural_discriminator(e(mr)), m.structural_discriminator(e(f["synth_mr"])), form),
+        "d_app_back": _d_adv(m.back_appearance_discriminator(us), m.back_appearance_discriminator(f["back_us"]), form),
+        "d_bi": _d_adv(m.bilatent_discriminator(f["latent"]), m.bilatent_discriminator(f["latent_back"]), form),
+    }
+    # Independent checks of the sub-layer chain: back path = D, E applied to the synth MR.
+    lat_b, skips_b = m.back_encoder(f["synth_mr"])
+    np.testing.assert_allclose(f["back_us"], m.back_decoder((lat_b, skips_b)), atol=1e-6)
+    want["g_loss"] = (  # Eq. 9 = Eq. 1 + Eq. 5
+        LAM * want["loss_lat"] + want["loss_app"] + want["loss_stru"]
+        + LAM * want["loss_proj"] + want["loss_app_back"] + want["loss_bi"]
+    )
+    want["d_loss"] = want["d_app"] + want["d_stru"] + want["d_app_back"] + want["d_bi"]
+    want["loss"] = want["g_loss"]
+    assert set(logs) == set(want)
+    for name, value in want.items():
+        assert logs[name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+
+
+@pytest.mark.parametrize(
+    "flag, gone",
+    [
+        ("use_bilatent", ["bilatent_discriminator"]),
+        ("use_structural", ["edge_net", "structural_discriminator"]),
+        ("use_attention", ["cross_modal_attention"]),
+    ],
+)
+def test_ablation_flags_remove_variables(model, flag, gone):
+    ablated = AnatomyAwareSynthesis(**TINY, seed=0, **{flag: False})
+    paths = [w.path for w in ablated.weights]
+    full_paths = [w.path for w in model.weights]
+    for name in gone:
+        assert any(name in p for p in full_paths)
+        assert not any(name in p for p in paths), name
+        assert not hasattr(ablated, name) and not hasattr(ablated.generator, name)
+    assert len(ablated.weights) < len(model.weights)
+    assert ablated.count_params() < model.count_params()
+    g_names, d_names = ablated._term_names()
+    removed = {"use_bilatent": "bi", "use_structural": "stru"}.get(flag)
+    if removed:
+        assert f"loss_{removed}" not in g_names and f"d_{removed}" not in d_names
+    else:  # without attention decoder-B is not needed at inference: it leaves the generator
+        assert not hasattr(ablated.generator, "us_decoder")
+        assert ablated.us_decoder_top.first_stage == 0
+
+
+def test_compile_builds_optimizers_on_the_right_variables(model):
+    model.compile()
+    g_opt, d_opt = model.generator_optimizer, model.discriminator_optimizer
+    assert g_opt.built and d_opt.built and g_opt is model.optimizer
+    assert float(g_opt.learning_rate) == pytest.approx(2e-4) and float(g_opt.beta_1) == 0.5
+    g_ids, d_ids = _ids(model.generator_variables), _ids(model.discriminator_variables)
+    assert _ids(g_opt._trainable_variables) == g_ids and _ids(d_opt._trainable_variables) == d_ids
+    assert not g_ids & d_ids and g_ids | d_ids == _ids(model.trainable_variables)
+    assert not _ids(model.edge_net.weights) & (g_ids | d_ids)
+    with pytest.raises(ValueError, match="jit_compile"):
+        model.compile(jit_compile=True)
+
+
+def test_test_step_paired_metrics_and_preview(model, phantom_batch):
+    us, mr, mr_paired = (a[:4] for a in phantom_batch)
+    model.compile()
+    model.reset_metrics()
+    logs = model.test_step((us, mr, mr_paired))
+    synth = model(us)
+    assert float(logs["mae"]) == pytest.approx(np.abs(_np(synth) - mr_paired).mean(), rel=1e-5)
+    want_psnr = float(tf.reduce_mean(tf.image.psnr(synth, mr_paired, max_val=2.0)))
+    want_ssim = float(tf.reduce_mean(tf.image.ssim(synth, mr_paired, max_val=2.0)))
+    assert float(logs["psnr"]) == pytest.approx(want_psnr, rel=1e-5)
+    assert float(logs["ssim"]) == pytest.approx(want_ssim, rel=1e-4, abs=1e-6)
+    assert "psnr" not in model.test_step((us, mr))
+    preview = model.preview_images(us)
+    assert set(preview) == {"us", "recon_us", "synth_mr"}
+    np.testing.assert_array_equal(preview["synth_mr"], synth)
+
+
+def test_config_and_keras_round_trip(tmp_path, phantom_batch):
+    us, mr, _ = (a[:2] for a in phantom_batch)
+    m = AnatomyAwareSynthesis(**TINY, use_structural=False, attention_level=0, gan_loss="bce", seed=3)
+    m.compile(generator_optimizer=keras.optimizers.Adam(1e-3))
+    m.train_step((us, mr))
+    config = m.get_config()
+    clone = AnatomyAwareSynthesis.from_config(config)
+    assert clone.get_config() == config
+    assert [w.path for w in clone.weights] == [w.path for w in m.weights]
+    path = tmp_path / "ours.keras"
+    m.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(loaded(us), m(us))
+    f_a, f_b = m.forward(us), loaded.forward(us)
+    for key in ("recon_us", "back_us", "latent_back"):
+        np.testing.assert_array_equal(f_a[key], f_b[key])
+    assert loaded.generator_optimizer.iterations.numpy() == 1
+    assert float(loaded.generator_optimizer.learning_rate) == pytest.approx(1e-3)
+    # The exported part alone: the generator round-trips by itself.
+    m.generator.save(tmp_path / "gen.keras")
+    gen = keras.models.load_model(tmp_path / "gen.keras")
+    assert isinstance(gen, AnatomyAwareGenerator)
+    np.testing.assert_array_equal(gen(us), m(us))
+
+
+def test_bad_arguments_and_missing_mr(model, phantom_batch):
+    with pytest.raises(ValueError, match="attention_level"):
+        AnatomyAwareSynthesis(**TINY, attention_level=2)
+    with pytest.raises(ValueError, match="divisible"):
+        AnatomyAwareSynthesis(image_size=36, depth=3)
+    with pytest.raises(ValueError, match="gan_loss"):
+        AnatomyAwareSynthesis(**TINY, gan_loss="wgan")
+    with pytest.raises(ValueError, match="needs batches"):
+        model.test_step((phantom_batch[0][:2],))

@@ -1,0 +1,108 @@
+"""`CycleGAN` baseline (Table 1, Zhu et al. 2017) built from the shared blocks.
+
+Generators G (US -> MR, `generator`, exported) and F (MR -> US, `back_generator`), discriminators
+D_MR (`appearance_discriminator`) and D_US (`back_appearance_discriminator`). Terms:
+`loss_app` = GAN(D_MR, G(us)), `loss_app_back` = GAN(D_US, F(mr)),
+`loss_cycle` = |F(G(us)) - us|_1 + |G(F(mr)) - mr|_1 (weight `lambda_rec` = 10) and, with
+`use_identity`, `loss_identity` = |G(mr) - mr|_1 + |F(us) - us|_1 (weight
+`identity_weight * lambda_rec`, 0.5 * 10 as in the CycleGAN paper).
+"""
+
+import keras
+
+from usmr_tf.layers.seeding import sub_seed
+from usmr_tf.models.base import SynthesisModel
+from usmr_tf.models.gan_losses import (
+    discriminator_adversarial_loss,
+    generator_adversarial_loss,
+    l1_per_example,
+)
+from usmr_tf.models.generators import UNetGenerator
+
+
+@keras.saving.register_keras_serializable(package="usmr_tf")
+class CycleGAN(SynthesisModel):
+    reconstruction_term = "loss_cycle"
+
+    def __init__(
+        self,
+        image_size=128,
+        base_filters=32,
+        depth=4,
+        lambda_rec=10.0,
+        use_identity=False,
+        identity_weight=0.5,
+        gan_loss="lsgan",
+        **kwargs,
+    ):
+        super().__init__(
+            image_size=image_size,
+            base_filters=base_filters,
+            depth=depth,
+            lambda_rec=lambda_rec,
+            gan_loss=gan_loss,
+            **kwargs,
+        )
+        self.use_identity = bool(use_identity)
+        self.identity_weight = float(identity_weight)
+        args = (self.image_size, self.base_filters, self.depth)
+        self.generator = UNetGenerator(*args, seed=sub_seed(self.seed, "G"), name="generator")
+        self.back_generator = UNetGenerator(
+            *args, seed=sub_seed(self.seed, "F"), name="back_generator"
+        )
+        self.appearance_discriminator = self._patch_discriminator("appearance_discriminator")
+        self.back_appearance_discriminator = self._patch_discriminator(
+            "back_appearance_discriminator"
+        )
+        self._finish_init()
+
+    def _build_components(self, input_shape):
+        self.appearance_discriminator.build(input_shape)
+        self.back_appearance_discriminator.build(input_shape)
+
+    @property
+    def discriminators(self):
+        return [self.appearance_discriminator, self.back_appearance_discriminator]
+
+    def _term_names(self):
+        g = ["loss_app", "loss_app_back", "loss_cycle"]
+        g += ["loss_identity"] if self.use_identity else []
+        return g, ["d_app", "d_app_back"]
+
+    def compute_loss_terms(self, us, mr, training=False):
+        self._require_mr(mr)
+        form, lam = self.gan_loss, self.lambda_rec
+        synth_mr = self.generator(us, training=training)  # G(us)
+        fake_us = self.back_generator(mr, training=training)  # F(mr)
+        cycle_us = self.back_generator(synth_mr, training=training)  # F(G(us))
+        cycle_mr = self.generator(fake_us, training=training)  # G(F(mr))
+        real_m, fake_m = self.appearance_discriminator(mr), self.appearance_discriminator(synth_mr)
+        real_u = self.back_appearance_discriminator(us)
+        fake_u = self.back_appearance_discriminator(fake_us)
+        g = {
+            "loss_app": (1.0, [generator_adversarial_loss(fake_m, form)]),
+            "loss_app_back": (1.0, [generator_adversarial_loss(fake_u, form)]),
+            "loss_cycle": (lam, [l1_per_example(cycle_us, us), l1_per_example(cycle_mr, mr)]),
+        }
+        if self.use_identity:
+            g["loss_identity"] = (
+                self.identity_weight * lam,
+                [
+                    l1_per_example(self.generator(mr, training=training), mr),
+                    l1_per_example(self.back_generator(us, training=training), us),
+                ],
+            )
+        d = {
+            "d_app": (1.0, list(discriminator_adversarial_loss(real_m, fake_m, form))),
+            "d_app_back": (1.0, list(discriminator_adversarial_loss(real_u, fake_u, form))),
+        }
+        return g, d, {"synth_mr": synth_mr, "recon_us": cycle_us}
+
+    def preview_images(self, us):
+        synth = self.generator(us, training=False)
+        return {"us": us, "recon_us": self.back_generator(synth, training=False), "synth_mr": synth}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(use_identity=self.use_identity, identity_weight=self.identity_weight)
+        return config

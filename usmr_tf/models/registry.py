@@ -1,0 +1,60 @@
+"""`build_model(name, **config)`: one name per Table 1 column.
+
+| name | class | Table 1 column |
+|---|---|---|
+| `ae` | `AutoEncoder` | AE |
+| `gan` | `PlainGAN` | GAN |
+| `cyclegan` | `CycleGAN` | CycleGAN |
+| `ours_no_bilatent` | `AnatomyAwareSynthesis(use_bilatent=False)` | Ours (w/o bi-lat) |
+| `ours_no_struct` | `AnatomyAwareSynthesis(use_structural=False)` | Ours (w/o struct.) |
+| `ours_no_att` | `AnatomyAwareSynthesis(use_attention=False)` | Ours (w/o att.) |
+| `ours` | `AnatomyAwareSynthesis` | Ours |
+"""
+
+import inspect
+
+from usmr_tf.errors import ConfigError
+from usmr_tf.models.anatomy_aware import AnatomyAwareSynthesis
+from usmr_tf.models.autoencoder import AutoEncoder
+from usmr_tf.models.cycle_gan import CycleGAN
+from usmr_tf.models.plain_gan import PlainGAN
+
+MODELS = {
+    "ae": (AutoEncoder, {}),
+    "gan": (PlainGAN, {}),
+    "cyclegan": (CycleGAN, {}),
+    "ours_no_bilatent": (AnatomyAwareSynthesis, {"use_bilatent": False}),
+    "ours_no_struct": (AnatomyAwareSynthesis, {"use_structural": False}),
+    "ours_no_att": (AnatomyAwareSynthesis, {"use_attention": False}),
+    "ours": (AnatomyAwareSynthesis, {}),
+}
+
+
+def _accepted_args(cls):
+    names = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            names |= set(inspect.signature(klass.__init__).parameters) - {"self", "args", "kwargs"}
+        if klass.__name__ == "SynthesisModel":
+            break
+    return names | {"name", "dtype"}
+
+
+def build_model(name, **config):
+    """Builds the model `name` (see `MODELS`); unknown names or options raise `ConfigError`."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    cls, flags = MODELS[name]
+    unknown = sorted(set(config) - _accepted_args(cls))
+    if unknown:
+        raise ConfigError(
+            f"model {name!r} does not take option(s) {unknown}; it takes "
+            f"{sorted(_accepted_args(cls))}"
+        )
+    clash = {k for k in flags if k in config and config[k] != flags[k]}
+    if clash:
+        raise ConfigError(f"model {name!r} fixes {sorted(clash)} (use model 'ours' to set them)")
+    try:
+        return cls(**{**config, **flags})
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"model {name!r}: {err}") from err
