@@ -1,0 +1,267 @@
+"""`train(recipe)`: datasets + model + `compile` inside the strategy scope + `model.fit`.
+
+Run layout under `out_dir` (the chief's; other workers of a multi-worker run write the same
+tree under `out_dir/workers/worker<i>/`):
+
+    recipe.yaml                 the resolved recipe
+    history.csv                 CSVLogger, one row per epoch (appended on resume)
+    logs/                       TensorBoard: train/ and validation/ scalars, images/ grids
+    backup/                     BackupAndRestore (deleted when fit finishes)
+    checkpoints/epochNNNN.weights.h5   periodic weights (`logging.checkpoint_every`)
+    final.weights.h5, model.keras      the trained model
+
+Synthesized images are research images, not diagnoses.
+"""
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import pathlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from usmr_tf.errors import ConfigError, UsmrError
+from usmr_tf.training import callbacks as callbacks_lib
+from usmr_tf.training import strategy as strategy_lib
+from usmr_tf.training.recipe import dump_recipe
+
+
+@dataclasses.dataclass
+class Split:
+    """Images of one split: `us`, `mr` unpaired; `mr_paired` (phantoms only) matches `us`."""
+
+    us: np.ndarray
+    mr: np.ndarray
+    mr_paired: np.ndarray | None = None
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: keras.Model
+    history: keras.callbacks.History
+    out_dir: pathlib.Path
+    initial_epoch: int
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _split_indices(n, test_fraction, val_fraction):
+    """Contiguous split: the last `test_fraction` is held out (paper: 80 % / 20 %)."""
+    n_test = int(round(n * test_fraction))
+    n_trainval = n - n_test
+    n_val = int(round(n_trainval * val_fraction))
+    return slice(0, n_trainval - n_val), slice(n_trainval - n_val, n_trainval)
+
+
+def load_splits(data):
+    """Returns `(train, val)` `Split`s for the recipe's `data` section (test split unused)."""
+    if data["source"] == "phantoms":
+        from usmr_tf.data.phantoms import unpaired_phantoms
+
+        us, mr, mr_paired = unpaired_phantoms(
+            data["n_us"], data["n_mr"], data["image_size"], seed=data["seed"]
+        )
+        us_tr, us_val = _split_indices(len(us), data["test_fraction"], data["val_fraction"])
+        mr_tr, mr_val = _split_indices(len(mr), data["test_fraction"], data["val_fraction"])
+        train = Split(us[us_tr], mr[mr_tr], mr_paired[us_tr])
+        val = Split(us[us_val], mr[mr_val], mr_paired[us_val])
+    else:  # `usmr prepare` already held out its 20 % "test" split; validation comes from "train"
+        from usmr_tf.data.pipeline import as_images
+
+        cache = pathlib.Path(data["cache_dir"]).expanduser()
+        us, mr = (as_images(cache, name=name, split="train") for name in ("us", "mr"))
+        us_tr, us_val = _split_indices(len(us), 0.0, data["val_fraction"])
+        mr_tr, mr_val = _split_indices(len(mr), 0.0, data["val_fraction"])
+        train, val = Split(us[us_tr], mr[mr_tr]), Split(us[us_val], mr[mr_val])
+        if us.shape[1] != data["image_size"]:
+            raise ConfigError(
+                f"{cache}: cache holds {us.shape[1]}x{us.shape[2]} images but data.image_size "
+                f"is {data['image_size']}"
+            )
+    if len(train.us) < 1 or len(train.mr) < 1:
+        raise ConfigError("the training split is empty: use more images or smaller fractions")
+    return train, val
+
+
+def _dataset(split, batch_size, seed, shuffle_and_augment, augment=False):
+    """An endless batch stream; `fit` bounds it with `steps_per_epoch` / `validation_steps`."""
+    from usmr_tf.data.pipeline import unpaired_dataset
+
+    return unpaired_dataset(
+        split.us, split.mr, batch_size, seed=seed, augment=augment and shuffle_and_augment,
+        paired_mr=split.mr_paired, shuffle=shuffle_and_augment, repeat=True,
+    )
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def _optimizer(spec, key):
+    spec = dict(spec)
+    name = spec.pop("name")
+    try:
+        return keras.optimizers.get({"class_name": name, "config": spec})
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"training.{key}: cannot build optimizer {name!r}: {exc}") from None
+
+
+def build_model(model_config, image_size):
+    """`usmr_tf.models.registry.build_model` with recipe errors turned into `ConfigError`."""
+    from usmr_tf.models import registry
+
+    config = dict(model_config)
+    name = config.pop("name")
+    config.setdefault("image_size", image_size)
+    try:
+        return registry.build_model(name, **config)
+    except UsmrError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"model {name!r}: {exc}") from None
+
+
+def resolve_precision(policy):
+    """`auto` -> `mixed_float16` on GPU, `mixed_bfloat16` on CPU; None -> float32."""
+    if policy in (None, "float32"):
+        return "float32"
+    if policy == "auto":
+        return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    return policy
+
+
+@contextlib.contextmanager
+def precision_policy(name):
+    """Sets Keras' global dtype policy while models are built, then restores it."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def compile_model(model, training):
+    """Builds the two optimizers and compiles; call inside the strategy scope.
+
+    Under `mixed_float16` the models wrap both optimizers in `LossScaleOptimizer` themselves
+    (`compile(auto_scale_loss=True)`); `mixed_bfloat16` needs no loss scaling.
+    """
+    g_opt = _optimizer(training["generator_optimizer"], "generator_optimizer")
+    d_opt = _optimizer(training["discriminator_optimizer"], "discriminator_optimizer")
+    model.compile(
+        generator_optimizer=g_opt, discriminator_optimizer=d_opt, gan_loss=training["gan_loss"]
+    )
+    return model
+
+
+def create_model(recipe, strategy):
+    """Builds and compiles the recipe's model inside `strategy.scope()`.
+
+    Model variables and both optimizers' slots are created in the scope (mirrored under
+    `MirroredStrategy`), with the recipe's mixed-precision policy. Under a multi-worker
+    strategy the keras-team/keras#20585 workaround is applied.
+    """
+    training, size = recipe["training"], recipe["data"]["image_size"]
+    precision = resolve_precision(training["mixed_precision"])
+    with precision_policy(precision), strategy.scope():
+        model = build_model(recipe["model"], size)
+        compile_model(model, training)
+        if not model.built:
+            model(tf.zeros([1, size, size, 1]))
+    if strategy_lib.in_multi_worker_mode(strategy):
+        strategy_lib.patch_for_multi_worker(model)
+    return model
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def _callbacks(out, recipe, model_is_chief, preview):
+    log = recipe["logging"]
+    resuming = (out / "backup" / "training_metadata.json").exists()
+    cbs = [
+        # CSV first: its row for an epoch is on disk before that epoch's backup is.
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=resuming),
+        keras.callbacks.TensorBoard(log_dir=str(out / "logs"), write_graph=False),
+        callbacks_lib.TerminateOnNaN(),
+    ]
+    if model_is_chief and log["image_every"] and preview is not None:
+        cbs.append(callbacks_lib.ImageSummaryCallback(
+            out / "logs", preview.us, preview.mr_paired if preview.mr_paired is not None
+            else preview.mr, every_n_epochs=log["image_every"]))
+    if log["checkpoint_every"]:
+        cbs.append(callbacks_lib.PeriodicCheckpoint(out / "checkpoints", log["checkpoint_every"]))
+    cbs.append(keras.callbacks.BackupAndRestore(str(out / "backup"), double_checkpoint=True))
+    return cbs
+
+
+def _preview(val, train, n):
+    source = val if len(val.us) >= 1 else train
+    n = min(n, len(source.us), len(source.mr))
+    return Split(source.us[:n], source.mr[:n],
+                 None if source.mr_paired is None else source.mr_paired[:n])
+
+
+def _save_final(model, out):
+    """Writes `final.weights.h5` and `model.keras` via temp names (never half-written)."""
+    for name, save in (("final.weights.h5", model.save_weights), ("model.keras", model.save)):
+        target = out / name
+        tmp = out / f".tmp-{name}"
+        save(str(tmp))
+        os.replace(tmp, target)
+
+
+def train(recipe, out_dir, strategy=None):
+    """Trains the model a validated recipe describes; resumes from `out_dir/backup` if present.
+
+    Args:
+        recipe: a dict from `load_recipe`.
+        out_dir: run folder (created).
+        strategy: a strategy name overriding `training.strategy`, or a `tf.distribute.Strategy`.
+
+    Returns:
+        `TrainResult`.
+    """
+    training, data, log = recipe["training"], recipe["data"], recipe["logging"]
+    if strategy is None or isinstance(strategy, str):
+        strategy = strategy_lib.make_strategy(strategy or training["strategy"])
+    chief = strategy_lib.is_chief(strategy)
+    out = pathlib.Path(out_dir)
+    if not chief:
+        out = out / "workers" / f"worker{strategy_lib.task_id(strategy)}"
+    out.mkdir(parents=True, exist_ok=True)
+
+    keras.utils.set_random_seed(training["seed"])
+    train_split, val_split = load_splits(data)
+    batch = training["batch_size"]
+    train_ds = _dataset(train_split, batch, training["seed"], True, augment=data["augment"])
+    steps = training["steps_per_epoch"] or max(1, len(train_split.us) // batch)
+    val_ds, val_steps = None, None
+    if len(val_split.us) and len(val_split.mr):
+        val_ds = _dataset(val_split, batch, training["seed"], False)
+        val_steps = training["validation_steps"] or max(1, math.ceil(len(val_split.us) / batch))
+
+    model = create_model(recipe, strategy)
+
+    dump_recipe(recipe, out / "recipe.yaml")
+    cbs = _callbacks(out, recipe, chief, _preview(val_split, train_split, log["n_images"]))
+    backup = out / "backup" / "training_metadata.json"
+    initial_epoch = 0
+    if backup.exists():
+        initial_epoch = int(json.loads(backup.read_text()).get("epoch", 0))
+    try:
+        history = model.fit(
+            train_ds, epochs=training["epochs"], steps_per_epoch=steps,
+            validation_data=val_ds, validation_steps=val_steps, callbacks=cbs,
+            verbose=log["verbose"], shuffle=False,
+        )
+    except FloatingPointError as exc:
+        raise UsmrError(f"{exc}; the last good epoch is kept in {out / 'backup'}") from None
+    if training["epochs"] > initial_epoch:
+        _save_final(model, out)
+    return TrainResult(model, history, out, initial_epoch)
