@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 
-.PHONY: venv test test-slow demo bench clean help
+.PHONY: venv test test-slow demo bench clean help tfjs-env
 
 help:
 	@echo "make demo   - install into $(VENV) (once) and run the demo on bundled data"
@@ -16,7 +16,7 @@ help:
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[test,serving,convert]"
+	$(PIP) install -q -e ".[test,serving,convert,browser]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -33,6 +33,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_infer.py
+
+# Separate environment for the TF.js converter (tensorflowjs pins TF 2.19): see examples/tfjs_env.sh
+tfjs-env: $(STAMP)
+	VENV=$(VENV) examples/tfjs_env.sh
 
 clean:
-	rm -rf $(VENV) demo_output build *.egg-info
+	rm -rf $(VENV) .venv-tfjs demo_output build *.egg-info

@@ -7,6 +7,9 @@ HC18 (van den Heuvel et al. 2018) names images `<number>_HC.png`, `<number>_2HC.
 `spatial_normalize` is our stand-in for the paper's alignment step [10]: centre the head,
 rotate the ellipse's major axis to horizontal, scale it to a canonical head size and
 mask everything outside the head.
+
+`radial_profile` and `skull_inner_edge` measure where the skull echo ends inside the
+annotated ellipse (used to match the MR brain size to the HC18 heads, docs/data.md).
 """
 
 import dataclasses
@@ -168,3 +171,38 @@ def load_hc18(path, size=128, *, align=True, head_fraction=0.8, percentiles=DEFA
     ellipse = load_annotation(ann)
     return spatial_normalize(image, ellipse, size, head_fraction=head_fraction,
                              percentiles=percentiles, path=path)
+
+
+def radial_profile(image, ellipse, rho, *, n_angles=180):
+    """Intensities along rays from the ellipse centre, in units of the ellipse radius.
+
+    Returns (samples `[len(rho), n_angles]` float64, NaN outside the image; `phi` radians
+    from the major axis): sample (i, j) lies at `rho[i]` times the ellipse radius in
+    direction `phi[j]`, so `rho = 1` is the annotated ellipse itself.
+    """
+    rho = np.asarray(rho, dtype=np.float64)
+    phi = np.linspace(0.0, 2.0 * np.pi, n_angles, endpoint=False)
+    u = ellipse.a * rho[:, None] * np.cos(phi)[None]  # along the major axis
+    v = ellipse.b * rho[:, None] * np.sin(phi)[None]
+    cos, sin = math.cos(ellipse.angle), math.sin(ellipse.angle)
+    rows = ellipse.center[0] + u * sin + v * cos
+    cols = ellipse.center[1] + u * cos - v * sin
+    samples = ndimage.map_coordinates(np.asarray(image, dtype=np.float64), [rows, cols],
+                                      order=1, mode="constant", cval=np.nan)
+    return samples, phi
+
+
+def skull_inner_edge(profile, rho, interior=(0.6, 0.8)):
+    """`rho` where a mean radial profile, going inwards from its peak (the skull echo),
+    first falls to half way between the peak and the mean level over `interior`."""
+    profile = np.asarray(profile, dtype=np.float64)
+    rho = np.asarray(rho, dtype=np.float64)
+    peak = int(np.nanargmax(profile))
+    inside = (rho >= interior[0]) & (rho <= interior[1])
+    half = (profile[peak] + np.nanmean(profile[inside])) / 2.0
+    below = np.flatnonzero(profile[:peak] < half)
+    if len(below) == 0:
+        raise ValueError("the profile does not fall below half its peak inside the skull")
+    i = below[-1]  # linear interpolation between i (below half) and i + 1 (above)
+    t = (half - profile[i]) / (profile[i + 1] - profile[i])
+    return float(rho[i] + t * (rho[i + 1] - rho[i]))

@@ -99,3 +99,24 @@ def test_downsampling_matches_a_full_resolution_reference():
     assert best > 0.95
     for shift in ([2, 0], [-2, 0], [0, 2], [0, -2]):  # 2 input pixels = half an output pixel
         assert agreement(np.array(shift, float)) < best
+
+
+@pytest.mark.parametrize("thickness", [4, 8])
+def test_skull_inner_edge_of_a_synthetic_ring(thickness):
+    # Skull ring of `thickness` px inside a 40 x 28 px head ellipse, tilted.
+    shape, centre, a, b, angle = (120, 160), (60, 85), 40, 28, 0.4
+    head = testing.ellipse_mask(shape, centre, a, b, angle)
+    ring = head & ~testing.ellipse_mask(shape, centre, a - thickness, b - thickness, angle)
+    image = ndimage.gaussian_filter(40.0 * head + 150.0 * ring, 1.0)
+    ellipse = hc18.Ellipse(center=centre, a=a, b=b, angle=angle)
+    rho = np.arange(0.5, 1.15, 0.005)
+    samples, phi = hc18.radial_profile(image, ellipse, rho)
+    major = np.abs(np.cos(phi)) > math.cos(math.radians(15))
+    edge = hc18.skull_inner_edge(np.nanmean(samples[:, major], axis=1), rho)
+    assert abs(edge - (a - thickness) / a) < 0.02, edge
+    minor = np.abs(np.sin(phi)) > math.cos(math.radians(15))
+    edge = hc18.skull_inner_edge(np.nanmean(samples[:, minor], axis=1), rho)
+    assert abs(edge - (b - thickness) / b) < 0.03, edge
+    # Outside the image the samples are NaN, not zeros.
+    far, _ = hc18.radial_profile(image, ellipse, [3.0])
+    assert np.isnan(far).any()

@@ -14,6 +14,9 @@ A config (YAML) lists sources per modality::
         mask: "{dir}/mask.nii.gz"  # optional, relative to root; {dir}, {name} of the file
         subject: "GA(\\d+)"        # regex on the path relative to root (group 1)
         # group: name              # subject namespace; sources of the same subjects share it
+        band: [0.40, 0.56]         # relative slice positions kept (0 = inferior end of the brain)
+        fill: 0.72                 # brain's longer in-plane side / frame size
+        rotate: 0                  # in-plane degrees (counter-clockwise) or "auto"
     us:
       - name: hc18
         kind: hc18
@@ -52,6 +55,10 @@ DEFAULTS = {
     "margin": 0.05,
     "align": True,
     "head_fraction": 0.8,
+    # NIfTI sources only (see `volume.volume_to_slices`): plane matching.
+    "band": None,
+    "fill": None,
+    "rotate": 0,
 }
 _GLOBAL_ONLY = ("size", "test_fraction", "seed")
 _SOURCE_KEYS = {"name", "group", "kind", "root", "pattern", "subject", "mask", "limit"} | (
@@ -115,6 +122,7 @@ def resolve_config(config, data_root=None):
             src["subject"] = source.get("subject")
             src["mask"] = source.get("mask")
             src["limit"] = source.get("limit")
+            _check_plane_options(src, f"{modality}[{i}] ({src['name']})")
             if src["subject"] is not None:
                 try:
                     re.compile(src["subject"])
@@ -123,6 +131,25 @@ def resolve_config(config, data_root=None):
             resolved.append(src)
         out[modality] = resolved
     return out
+
+
+def _check_plane_options(src, where):
+    """ConfigError unless `band`, `fill` and `rotate` of a resolved source are valid."""
+    band = src["band"]
+    if band is not None:
+        ok = (isinstance(band, (list, tuple)) and len(band) == 2
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in band))
+        if not ok or not 0 <= band[0] < band[1] <= 1:
+            raise ConfigError(f"{where}: band must be [low, high] with 0 <= low < high <= 1, "
+                              f"got {band!r}")
+        src["band"] = [float(v) for v in band]
+    fill = src["fill"]
+    if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float))
+                             or not 0 < fill <= 1):
+        raise ConfigError(f"{where}: fill must be a number in (0, 1], got {fill!r}")
+    rotate = src["rotate"]
+    if rotate != "auto" and (isinstance(rotate, bool) or not isinstance(rotate, (int, float))):
+        raise ConfigError(f"{where}: rotate must be degrees or 'auto', got {rotate!r}")
 
 
 def _name(path):
@@ -175,7 +202,8 @@ def _slices_of(path, subject, mask, source, size, modality):
     if source["kind"] == "nifti":
         slices, geometry = volume_to_slices(
             path, source["axis"], size, mask=mask, spacing=source["spacing"],
-            min_foreground=source["min_foreground"], margin=source["margin"], percentiles=pct)
+            min_foreground=source["min_foreground"], margin=source["margin"], percentiles=pct,
+            band=source["band"], fill=source["fill"], rotate=source["rotate"])
         if len(slices) == 0:
             raise DataError("no slice has enough foreground", path)
         geo = geometry.to_dict()

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from usmr_tf.data import cache, testing
-from usmr_tf.data.prepare import load_config, prepare_dataset
+from usmr_tf.data.prepare import input_files, load_config, prepare_dataset, resolve_config
 from usmr_tf.data.volume import SliceGeometry, slices_to_volume
 from usmr_tf.errors import ConfigError, DataError
 
@@ -178,3 +178,92 @@ def test_recipes_prepare_real_data(tmp_path, shared_data, repo_root, recipe):
     subjects = {s: {m["subject"] for m in cache.load_prepared(out, s, modality="mr")[1]}
                 for s in ("train", "test")}
     assert not subjects["train"] & subjects["test"]
+
+
+# --- plane matching (issue 6): band, fill, rotate --------------------------------------
+
+
+def _longer_side(image):
+    rows, cols = np.nonzero(image[..., 0] > -1)
+    return max(np.ptp(rows), np.ptp(cols)) + 1
+
+
+def _mr_images(out):
+    return np.concatenate([cache.load_prepared(out, s, modality="mr")[0]
+                           for s in ("train", "test")])
+
+
+def test_plane_options_reach_the_volumes(tmp_path, source):
+    plain = _mr_images(prepare_dataset(_config(source), tmp_path / "plain")[0])
+    config = _config(source)
+    config["mr"][0].update(band=[0.4, 0.6], fill=0.5, rotate=90)
+    out, manifest, _ = prepare_dataset(config, tmp_path / "matched")
+    matched = _mr_images(out)
+    assert manifest["params"]["mr"][0]["band"] == [0.4, 0.6]
+    assert 0 < len(matched) < len(plain) / 2  # 5 volumes, a fifth of each
+    # fill 0.5: the brain's longer side spans 16 of 32 px (+ edge blur); default ~29 px.
+    assert max(_longer_side(x) for x in matched) <= 0.5 * SIZE + 3
+    assert max(_longer_side(x) for x in plain) >= 0.85 * SIZE
+    _, meta = cache.load_prepared(out, "train", modality="mr")
+    geometry = SliceGeometry.from_dict(meta[0]["geometry"])
+    assert geometry.rotation == 90.0
+    rows = [i for i, m in enumerate(meta) if m["source"] == meta[0]["source"]]
+    images, _ = cache.load_prepared(out, "train", modality="mr")
+    assert slices_to_volume(images[rows], geometry).shape == (20, 24, 16)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("band", [0.6, 0.4], "band"), ("band", 0.5, "band"), ("band", [0, "x"], "band"),
+    ("fill", 0, "fill"), ("fill", 1.2, "fill"), ("fill", "big", "fill"),
+    ("rotate", "left", "rotate"), ("rotate", True, "rotate"),
+])
+def test_bad_plane_options_are_config_errors(tmp_path, source, key, value, match):
+    config = _config(source)
+    config["mr"][0][key] = value
+    with pytest.raises(ConfigError, match=rf"mr\[0\] \(vols\): {match}"):
+        prepare_dataset(config, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
+def _long_axis_angle(image):
+    rows, cols = np.nonzero(image > -1)
+    _, vectors = np.linalg.eigh(np.cov(np.stack([rows, cols]).astype(float)))
+    return float(np.degrees(np.arctan2(abs(vectors[0, -1]), abs(vectors[1, -1]))))
+
+
+def _central_length(image, half=8):
+    centre = image.shape[0] // 2
+    cols = np.flatnonzero((image[centre - half:centre + half] > -1).any(axis=0))
+    return cols[-1] - cols[0] + 1
+
+
+def test_preset_recipe_matches_hc18_planes(tmp_path, shared_data, repo_root):
+    """The shipped model's data: CC0 MR only, trans-thalamic band, HC18-sized, levelled."""
+    config = load_config(repo_root / "recipes" / "data" / "preset_hc18_cc0.yaml")
+    assert not any("crl" in str(src["root"]).lower() for src in config["mr"])  # licence
+    out, manifest, _ = prepare_dataset(config, tmp_path / "ds", data_root=shared_data)
+    counts = manifest["counts"]
+    assert counts["us"] == {"train": 166, "test": 41}
+    assert 50 < counts["mr"]["train"] + counts["mr"]["test"] < 120  # a band, not all ~280
+    images, meta = cache.load_prepared(out, "train", modality="mr")
+    assert {m["dataset"] for m in meta} == {"spina_bifida", "mialsrtk_sr", "mialsrtk_stacks"}
+    # HC18 skull at head_fraction 0.8: its inner edge spans 0.8 x 0.90 x 128 = 92 px.
+    lengths = [_central_length(x[..., 0]) for x in images]
+    assert 84 <= np.median(lengths) <= 98, np.median(lengths)
+    # Occipito-frontal axis horizontal, as in the aligned HC18 images (masked sources).
+    masked = [x for x, m in zip(images, meta) if m["dataset"] != "mialsrtk_sr"]
+    assert np.median([_long_axis_angle(x[..., 0]) for x in masked]) < 5
+    us, _ = cache.load_prepared(out, "train", modality="us")
+    assert np.median([_long_axis_angle(x[..., 0]) for x in us]) < 5
+
+
+def test_crl_recipe_lists_only_the_crl_atlas(shared_data, repo_root):
+    if not (shared_data / "mr" / "crl_sta2017_niftymic").is_dir():
+        pytest.skip("the CRL atlas is absent (it may not be redistributed)")
+    config = resolve_config(load_config(repo_root / "recipes" / "data" / "crl.yaml"),
+                            shared_data)
+    files = input_files(config)
+    names = sorted(path.name for _, path, _, _ in files["mr"])
+    assert names == [f"STA{ga}.nii.gz" for ga in range(21, 26)]
+    assert all(mask.exists() for _, _, _, mask in files["mr"])
+    assert config["mr"][0]["band"] and config["mr"][0]["fill"] == 0.72

@@ -3,15 +3,19 @@
 `volume_to_slices` does, in order:
 
 1. reorient to canonical RAS (axis permutation/flip only: exact, no interpolation);
-2. find the foreground (the given brain mask, else Otsu's threshold) and crop to its
-   bounding box plus a margin;
+2. find the foreground (the given brain mask, else Otsu's threshold); optionally rotate
+   the volume about the slicing axis (`rotate`: degrees, or "auto" to turn the brain's
+   longer in-plane principal axis horizontal); crop to the foreground's bounding box plus
+   a margin;
 3. normalise intensities: foreground percentiles -> [-1, 1] (outside a given mask: -1);
 4. resample with `scipy.ndimage.zoom` (linear): the slicing axis to the target spacing
    and the in-plane axes, isotropically, so the longer side spans `size` pixels (aspect
-   ratio kept). Resampling to isotropic `spacing` and the in-plane resize are fused
-   into a single interpolation;
+   ratio kept) - or, with `fill`, so the foreground's longer in-plane side spans
+   `fill * size` pixels. Resampling to isotropic `spacing` and the in-plane resize are
+   fused into a single interpolation;
 5. keep the slices whose foreground area is at least `min_foreground` times the largest
-   one, and pad them to `size x size` with -1.
+   one (and, with `band`, whose relative position within the foreground's extent along
+   the slicing axis lies in the band), and pad them to `size x size` with -1.
 
 A `SliceGeometry` records every step, so `slices_to_volume(slices, geometry)` puts a
 stack back into the ORIGINAL voxel grid (`geometry.shape`, `geometry.affine`).
@@ -79,6 +83,110 @@ def _crop_box(fg, margin):
     return box
 
 
+def _rotation_matrix(degrees):
+    """(row, col) matrix turning content counter-clockwise on screen (rows point down)."""
+    a = np.radians(degrees)
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+
+def principal_angle(fg, axis, spacing):
+    """Rotation (degrees, in (-90, 90]) that turns the foreground's longer principal axis
+    in the plane perpendicular to `axis` horizontal (along the slice columns)."""
+    in_plane = [a for a in range(3) if a != axis]
+    coords = np.stack(np.nonzero(fg))[in_plane].astype(np.float64)
+    coords *= np.asarray(spacing, dtype=np.float64)[in_plane][:, None]
+    if coords.shape[1] < 3:
+        return 0.0
+    _, vectors = np.linalg.eigh(np.cov(coords))
+    v_row, v_col = vectors[:, -1]
+    angle = float(np.degrees(np.arctan2(v_row, v_col)))
+    if angle > 90.0:
+        angle -= 180.0
+    elif angle <= -90.0:
+        angle += 180.0
+    return angle
+
+
+def _rotate_in_plane(block, degrees, pixel_size, *, inverse=False, shape=None, order=1,
+                     cval=0.0):
+    """Rotates `[n, h, w]` about its centre in mm (pixel sizes may differ); one interpolation.
+
+    Forward: returns a larger `[n, H, W]` holding the whole rotated block. `inverse=True`
+    undoes a forward rotation of a block of in-plane `shape` (the original `(h, w)`).
+    """
+    px = np.asarray(pixel_size, dtype=np.float64)
+    rot = _rotation_matrix(degrees)
+    in_shape = np.array(block.shape[1:], dtype=np.float64)
+    if inverse:
+        out_shape = np.array(shape, dtype=np.float64)
+        forward = np.diag(1 / px) @ rot @ np.diag(px)  # maps original -> rotated indices
+        matrix = forward
+    else:
+        half = np.abs(rot) @ ((in_shape - 1) / 2 * px)
+        out_shape = np.floor(2 * half / px + 1e-6) + 1
+        matrix = np.diag(1 / px) @ rot.T @ np.diag(px)  # rotated -> original indices
+    c_in, c_out = (in_shape - 1) / 2, (out_shape - 1) / 2
+    full = np.eye(3)
+    full[1:, 1:] = matrix
+    offset = np.concatenate([[0.0], c_in - matrix @ c_out])
+    out_shape = (block.shape[0],) + tuple(int(v) for v in out_shape)
+    return ndimage.affine_transform(block, full, offset=offset, output_shape=out_shape,
+                                    order=order, mode="constant", cval=cval)
+
+
+def _band_keep(fg_area, band):
+    """Slices whose relative position within the foreground extent lies in `band`."""
+    if band is None:
+        return np.ones(len(fg_area), dtype=bool)
+    hit = np.flatnonzero(fg_area > 0)
+    position = (np.arange(len(fg_area)) - hit[0]) / max(1, hit[-1] - hit[0])
+    return (position >= band[0] - 1e-9) & (position <= band[1] + 1e-9)
+
+
+def _check_band(band):
+    if band is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in band)
+    except (TypeError, ValueError):
+        raise ValueError(f"band must be two numbers [low, high], got {band!r}") from None
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(f"band must satisfy 0 <= low < high <= 1, got {band!r}")
+    return lo, hi
+
+
+def _fill_crop(crop, fg, axis, spacing, size, fill):
+    """Scale (output pixels per mm) putting the foreground's longer in-plane side at
+    `fill * size` pixels, and `crop` with its in-plane margin trimmed where the scaled
+    crop would not fit into the frame."""
+    in_plane = [a for a in range(3) if a != axis]
+    hits = {}
+    for ax in in_plane:
+        other = tuple(a for a in range(3) if a != ax)
+        hit = np.flatnonzero(fg.any(axis=other))
+        hits[ax] = (int(hit[0]), int(hit[-1]) + 1)
+    extent = max((hits[ax][1] - hits[ax][0]) * spacing[ax] for ax in in_plane)
+    scale = fill * size / extent
+    crop = list(crop)
+    for ax in in_plane:
+        start, stop = crop[ax]
+        longest = int(np.floor(size / (scale * spacing[ax]) + 1e-6))
+        if stop - start > longest:
+            centre = sum(hits[ax]) / 2.0
+            start = int(np.clip(round(centre - longest / 2.0), 0, fg.shape[ax] - longest))
+            crop[ax] = (start, start + longest)
+    return scale, crop
+
+
+def _scaled_fit(in_shape, size, scale, pixel_size):
+    """`SquareFit` resizing `in_shape` by `scale` output pixels per mm, centred."""
+    resized = tuple(int(min(size, max(1, round(n * p * scale))))
+                    for n, p in zip(in_shape, pixel_size))
+    offset = tuple((size - r) // 2 for r in resized)
+    return SquareFit(in_shape=tuple(int(n) for n in in_shape), resized=resized, offset=offset,
+                     size=int(size))
+
+
 @dataclasses.dataclass(frozen=True)
 class SliceGeometry:
     """How a stack of slices was cut from a volume; enough to put it back.
@@ -92,6 +200,9 @@ class SliceGeometry:
         fit: in-plane `SquareFit` from the crop (rows, cols) to `size x size`.
         slice_indices: indices (into the `n_resampled` resampled slices) of the kept slices.
         spacing: slice spacing (mm) along `axis` after resampling.
+        rotation: in-plane rotation (degrees, counter-clockwise as the slices are shown,
+            row 0 at the top) applied to the RAS volume before cropping; 0 = none.
+        rotated_shape: shape of the RAS volume after that rotation (None: not rotated).
     """
 
     affine: np.ndarray
@@ -102,6 +213,8 @@ class SliceGeometry:
     fit: SquareFit
     slice_indices: tuple
     spacing: float
+    rotation: float = 0.0
+    rotated_shape: tuple = None
 
     @property
     def size(self):
@@ -117,6 +230,8 @@ class SliceGeometry:
             "fit": self.fit.to_dict(),
             "slice_indices": list(self.slice_indices),
             "spacing": self.spacing,
+            "rotation": self.rotation,
+            "rotated_shape": None if self.rotated_shape is None else list(self.rotated_shape),
         }
 
     @classmethod
@@ -130,11 +245,15 @@ class SliceGeometry:
             fit=SquareFit.from_dict(d["fit"]),
             slice_indices=tuple(int(i) for i in d["slice_indices"]),
             spacing=float(d["spacing"]),
+            rotation=float(d.get("rotation", 0.0)),
+            rotated_shape=(None if d.get("rotated_shape") is None
+                           else tuple(int(v) for v in d["rotated_shape"])),
         )
 
 
 def volume_to_slices(volume, axis=2, size=128, *, mask=None, spacing=None, min_foreground=0.25,
-                     margin=0.05, percentiles=DEFAULT_PERCENTILES, order=1):
+                     margin=0.05, percentiles=DEFAULT_PERCENTILES, order=1, band=None, fill=None,
+                     rotate=0.0):
     """Cuts a volume into normalised square slices.
 
     Args:
@@ -150,6 +269,16 @@ def volume_to_slices(volume, axis=2, size=128, *, mask=None, spacing=None, min_f
         margin: crop margin around the foreground, as a fraction of its extent.
         percentiles: foreground intensity percentiles mapped to -1 and 1.
         order: spline order for resampling (1 = linear).
+        band: optional `(low, high)` in [0, 1]: keep only slices whose relative position
+            within the foreground's extent along `axis` lies in the band (0 = its first
+            slice, i.e. the lowest RAS coordinate: inferior for axial slices).
+        fill: optional fraction of `size` that the foreground's longer in-plane side
+            spans (the crop margin is trimmed if it would not fit); default: the crop
+            (foreground plus margin) fills the frame.
+        rotate: in-plane rotation in degrees (counter-clockwise as the slices are shown),
+            or "auto": turn the foreground's longer in-plane principal axis horizontal
+            (e.g. the occipito-frontal axis of a tilted fetal head). Costs one more
+            interpolation; 0 (default) leaves the grid untouched.
 
     Returns:
         (slices float32 `[N, size, size, 1]` in [-1, 1], `SliceGeometry`).
@@ -167,30 +296,55 @@ def volume_to_slices(volume, axis=2, size=128, *, mask=None, spacing=None, min_f
             raise DataError(f"mask shape {mask.shape} does not match volume shape {volume.shape}",
                             volume.path)
 
+    band = _check_band(band)
+    if fill is not None and not 0.0 < float(fill) <= 1.0:
+        raise ValueError(f"fill must be in (0, 1], got {fill!r}")
+
     data, ras_affine = reorient_to_ras(volume.data, volume.affine)
     fg = foreground_mask(data, None if mask is None else _reorient_like(mask, volume.affine))
     if not fg.any():
         raise DataError("no foreground found in the volume", volume.path)
+    ras_spacing = np.linalg.norm(ras_affine[:3, :3], axis=0)
+    in_plane = [a for a in range(3) if a != axis]
+
+    if isinstance(rotate, str):
+        if rotate != "auto":
+            raise ValueError(f"rotate must be a number of degrees or 'auto', got {rotate!r}")
+        rotation = principal_angle(fg, axis, ras_spacing)
+    else:
+        rotation = float(rotate or 0.0)
+    rotated_shape = None
+    if rotation != 0.0:
+        px = ras_spacing[in_plane]
+        data = np.moveaxis(_rotate_in_plane(np.moveaxis(data, axis, 0), rotation, px,
+                                            cval=float(data.min())), 0, axis)
+        fg = np.moveaxis(_rotate_in_plane(np.moveaxis(fg.astype(np.float32), axis, 0),
+                                          rotation, px), 0, axis) >= 0.5
+        rotated_shape = tuple(int(n) for n in data.shape)
+
     crop = _crop_box(fg, margin)
+    if fill is not None:
+        scale, crop = _fill_crop(crop, fg, axis, ras_spacing, size, float(fill))
     sl = tuple(slice(a, b) for a, b in crop)
     block = normalize_intensity(data[sl], fg[sl], percentiles, path=volume.path,
                                 mask_background=given_mask)
     fg_block = fg[sl]
 
-    ras_spacing = np.linalg.norm(ras_affine[:3, :3], axis=0)
     target = float(spacing) if spacing else float(ras_spacing.min())
-    in_plane = [a for a in range(3) if a != axis]
     block = np.moveaxis(block, axis, 0)
     fg_block = np.moveaxis(fg_block, axis, 0)
     n_a = block.shape[0]
     n_resampled = max(1, int(round(n_a * ras_spacing[axis] / target)))
-    fit = SquareFit.plan(block.shape[1:], size, pixel_size=ras_spacing[in_plane])
+    if fill is None:
+        fit = SquareFit.plan(block.shape[1:], size, pixel_size=ras_spacing[in_plane])
+    else:
+        fit = _scaled_fit(block.shape[1:], size, scale, ras_spacing[in_plane])
     shape = (n_resampled,) + fit.resized
     block = _zoom_to(block, shape, order)
     fg_area = (_zoom_to(fg_block.astype(np.float32), shape, 1) >= 0.5).sum(axis=(1, 2))
 
     keep = np.flatnonzero((fg_area >= min_foreground * fg_area.max()) &
-                          ((fg_area > 0) | (min_foreground <= 0)))
+                          ((fg_area > 0) | (min_foreground <= 0)) & _band_keep(fg_area, band))
     slices = np.full((len(keep), size, size, 1), BACKGROUND, dtype=np.float32)
     (top, left), (rh, rw) = fit.offset, fit.resized
     slices[:, top:top + rh, left:left + rw, 0] = np.clip(block[keep], -1.0, 1.0)
@@ -199,6 +353,7 @@ def volume_to_slices(volume, axis=2, size=128, *, mask=None, spacing=None, min_f
         crop=tuple(crop), n_resampled=n_resampled, fit=fit,
         slice_indices=tuple(int(i) for i in keep),
         spacing=float(ras_spacing[axis] * n_a / n_resampled),
+        rotation=rotation, rotated_shape=rotated_shape,
     )
     return slices, geometry
 
@@ -235,8 +390,17 @@ def slices_to_volume(slices, geometry, *, fill=BACKGROUND, order=1):
     block = np.moveaxis(_zoom_to(block, moved_shape, order), 0, geometry.axis)
 
     transform = _to_ras_transform(geometry.affine)
-    out = np.full(_ras_shape(geometry.shape, transform), fill, dtype=np.float32)
+    ras_shape = _ras_shape(geometry.shape, transform)
+    out = np.full(geometry.rotated_shape or ras_shape, fill, dtype=np.float32)
     out[tuple(slice(a, b) for a, b in geometry.crop)] = block
+    if geometry.rotation != 0.0:
+        axis = geometry.axis
+        in_plane = [a for a in range(3) if a != axis]
+        ras_affine = geometry.affine @ nib.orientations.inv_ornt_aff(transform, geometry.shape)
+        px = np.linalg.norm(ras_affine[:3, :3], axis=0)[in_plane]
+        out = np.moveaxis(_rotate_in_plane(
+            np.moveaxis(out, axis, 0), geometry.rotation, px, inverse=True,
+            shape=[ras_shape[a] for a in in_plane], order=order, cval=fill), 0, axis)
     out = _from_ras(out, geometry.affine)
     assert out.shape == tuple(geometry.shape), (out.shape, geometry.shape)
     return np.ascontiguousarray(out, dtype=np.float32)

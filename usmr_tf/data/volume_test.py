@@ -117,3 +117,132 @@ def test_real_spina_bifida_volume_with_mask(shared_data):
     np.testing.assert_array_equal(geometry.affine, volume.affine)
     mask = load_volume(folder / "mask.nii.gz").data > 0.5
     assert (back[~mask] == -1).mean() > 0.99  # outside the brain mask stays background
+
+
+# --- plane matching: band, fill, rotate -------------------------------------------------
+
+
+def _tilted_brain(shape=(40, 40, 24), degrees=30.0, spacing=(1.0, 1.0, 1.0)):
+    """RAS volume: an ellipsoid long along A (columns of axial slices) turned `degrees`
+    clockwise on screen in the axial plane, an intensity ramp along S, and its mask."""
+    grid = np.stack(np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * s
+                                  for n, s in zip(shape, spacing)], indexing="ij"))
+    a = np.radians(degrees)
+    # Content turned clockwise on screen (rows down): the long axis points down-right.
+    u = grid[1] * np.cos(a) + grid[0] * np.sin(a)
+    v = -grid[1] * np.sin(a) + grid[0] * np.cos(a)
+    mask = (u / 16.0) ** 2 + (v / 9.0) ** 2 + (grid[2] / 10.0) ** 2 <= 1
+    data = np.where(mask, 300 + 10 * grid[2] + 5 * grid[1], 0.0).astype(np.float32)
+    affine = np.diag(list(spacing) + [1.0])
+    return Volume(data=data, affine=affine, path="tilted.nii.gz"), mask
+
+
+def _long_axis_angle(image):
+    """Angle (degrees, [0, 90]) of the foreground's principal axis from the horizontal."""
+    rows, cols = np.nonzero(image > -1)
+    _, vectors = np.linalg.eigh(np.cov(np.stack([rows, cols]).astype(float)))
+    v_row, v_col = vectors[:, -1]
+    return float(np.degrees(np.arctan2(abs(v_row), abs(v_col))))
+
+
+def _extent(image):
+    """(rows, cols) spanned by the foreground of a 2D slice."""
+    rows, cols = np.nonzero(image > -1)
+    return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+
+
+def test_band_keeps_the_slices_at_those_relative_positions():
+    volume, mask = _tilted_brain(degrees=0.0)
+    every, g_all = volume_to_slices(volume, size=32, mask=mask, min_foreground=0.0)
+    middle, g_mid = volume_to_slices(volume, size=32, mask=mask, min_foreground=0.0,
+                                     band=(0.4, 0.6))
+    occupied = [i for i, s in zip(g_all.slice_indices, every) if (s > -1).any()]
+    first, last = occupied[0], occupied[-1]
+    positions = [(i - first) / (last - first) for i in g_mid.slice_indices]
+    assert 0 < len(middle) < len(every) / 3
+    assert min(positions) >= 0.4 - 1e-6 and max(positions) <= 0.6 + 1e-6
+    assert min(positions) < 0.45 and max(positions) > 0.55  # the whole band, not a part
+    # Same slices as without a band (same crop and scale), just fewer of them.
+    lookup = dict(zip(g_all.slice_indices, every))
+    for i, s in zip(g_mid.slice_indices, middle):
+        np.testing.assert_array_equal(s, lookup[i])
+    # Low band = inferior: the S ramp makes inferior slices darker.
+    low, _ = volume_to_slices(volume, size=32, mask=mask, min_foreground=0.0, band=(0.0, 0.3))
+    high, _ = volume_to_slices(volume, size=32, mask=mask, min_foreground=0.0, band=(0.7, 1.0))
+    assert low[low > -1].mean() < high[high > -1].mean()
+    back = slices_to_volume(middle, g_mid)
+    assert back.shape == volume.shape and (back > -1).any(axis=(0, 1)).sum() < 0.3 * 24
+
+
+@pytest.mark.parametrize("fill", [0.5, 0.72, 0.9])
+def test_fill_sets_the_size_of_the_foreground(fill):
+    volume, mask = _tilted_brain(degrees=0.0, spacing=(0.8, 1.2, 1.0))  # anisotropic in-plane
+    slices, geometry = volume_to_slices(volume, size=64, mask=mask, fill=fill)
+    widest = max(max(_extent(s[..., 0])) for s in slices)
+    # Linear interpolation blurs the mask edge by up to one (upsampled) voxel each side.
+    assert abs(widest - fill * 64) <= 3, (widest, fill * 64)
+    default, _ = volume_to_slices(volume, size=64, mask=mask)
+    assert max(max(_extent(s[..., 0])) for s in default) > 0.85 * 64  # margin only
+    # The physical aspect ratio is kept: the ellipsoid is 32 x 18 mm in the axial plane.
+    rows, cols = _extent(slices[len(slices) // 2, ..., 0])
+    assert abs(rows / cols - 18.0 / 32.0) < 0.08
+    back = slices_to_volume(slices, geometry)
+    assert back.shape == volume.shape
+    assert (back[ndimage.binary_erosion(mask, iterations=2)] > -1).mean() > 0.95
+
+
+def test_rotate_auto_turns_the_long_axis_horizontal():
+    volume, mask = _tilted_brain(degrees=30.0)
+    plain, _ = volume_to_slices(volume, size=48, mask=mask, band=(0.3, 0.7))
+    turned, geometry = volume_to_slices(volume, size=48, mask=mask, band=(0.3, 0.7),
+                                        rotate="auto")
+    assert all(abs(_long_axis_angle(s[..., 0]) - 30.0) < 4 for s in plain)
+    assert all(_long_axis_angle(s[..., 0]) < 3 for s in turned)
+    assert abs(abs(geometry.rotation) - 30.0) < 2.0
+    # The turned brain is long horizontally, so it fills the width of the frame.
+    rows, cols = _extent(turned[len(turned) // 2, ..., 0])
+    assert cols > 1.5 * rows
+
+
+def test_rotate_degrees_is_counter_clockwise_on_screen():
+    volume, mask = _tilted_brain(degrees=0.0)
+    # Mark the +A (right-hand, high column) end of the brain brighter.
+    data = volume.data.copy()
+    data[:, 28:, :] *= 2.0
+    volume = Volume(data=data, affine=volume.affine, path="marked.nii.gz")
+    slices, _ = volume_to_slices(volume, size=48, mask=mask, band=(0.45, 0.55), rotate=90)
+    image = slices[0, ..., 0]
+    rows, cols = _extent(image)
+    assert rows > 1.5 * cols  # long axis now vertical
+    bright = np.argwhere(image > np.percentile(image[image > -1], 80))
+    assert bright[:, 0].mean() < 24  # the +A end moved to the top: counter-clockwise
+
+
+def test_rotated_slices_go_back_into_the_volume(oblique):
+    for rotate in ("auto", 20.0):
+        slices, geometry = volume_to_slices(oblique, size=64, min_foreground=0.0, rotate=rotate)
+        restored = SliceGeometry.from_dict(geometry.to_dict())
+        assert restored.to_dict() == geometry.to_dict()
+        back = slices_to_volume(slices, restored)
+        assert back.shape == oblique.shape
+        expected = normalize_intensity(oblique.data, foreground_mask(oblique.data),
+                                       mask_background=False)
+        inner = ndimage.binary_erosion(foreground_mask(oblique.data), iterations=3)
+        error = np.abs(back - expected)[inner]
+        assert error.mean() < 0.04, (rotate, error.mean())
+
+
+def test_old_geometry_dicts_load_without_rotation(oblique):
+    _, geometry = volume_to_slices(oblique, size=32)
+    d = geometry.to_dict()
+    del d["rotation"], d["rotated_shape"]
+    assert SliceGeometry.from_dict(d).rotation == 0.0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"band": (0.6, 0.4)}, "band"), ({"band": (0.2,)}, "band"), ({"band": (-0.1, 0.5)}, "band"),
+    ({"fill": 0.0}, "fill"), ({"fill": 1.5}, "fill"), ({"rotate": "sideways"}, "rotate"),
+])
+def test_plane_options_reject_bad_values(oblique, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        volume_to_slices(oblique, size=32, **kwargs)

@@ -65,8 +65,8 @@ class CrossModalAttention(keras.layers.Layer):
         p = self.phi(f_u)
         b = ops.shape(d)[0]
         n = ops.shape(d)[1] * ops.shape(d)[2]
-        d = ops.cast(ops.reshape(d, (b, n, -1)), "float32")  # delta^T: N x C'
-        p = ops.cast(ops.reshape(p, (b, n, -1)), "float32")  # phi^T: N x C'
+        d = ops.cast(ops.reshape(d, (b, n, self.delta.filters)), "float32")  # delta^T: N x C'
+        p = ops.cast(ops.reshape(p, (b, n, self.phi.filters)), "float32")  # phi^T: N x C'
         return ops.softmax(ops.matmul(d, ops.transpose(p, (0, 2, 1))), axis=-1)
 
     def call(self, inputs):
@@ -74,8 +74,9 @@ class CrossModalAttention(keras.layers.Layer):
         attn = self.attention_map(f_u)
         v = self.g(f_m)
         b, h, w = ops.shape(v)[0], ops.shape(v)[1], ops.shape(v)[2]
-        v = ops.cast(ops.reshape(v, (b, h * w, -1)), "float32")  # g(f_M)^T: N x C_v
-        out = ops.reshape(ops.matmul(attn, v), (b, h, w, -1))
+        v = ops.cast(ops.reshape(v, (b, h * w, self.g.filters)), "float32")  # g(f_M)^T: N x C_v
+        # static channel counts keep the graph convertible (TFLite / ONNX / TF.js)
+        out = ops.reshape(ops.matmul(attn, v), (b, h, w, self.g.filters))
         return self.eta(ops.cast(out, f_m.dtype)) + f_m
 
     def compute_output_shape(self, input_shape):

@@ -1,0 +1,147 @@
+"""Inference speed of the exported generator: SavedModel (TF), LiteRT (TFLite) and ONNX Runtime.
+
+For one model at SIZE x SIZE (default: the full model of recipes/ours.yaml, base_filters 32,
+depth 4, random weights; or an exported `--model saved_models/NAME`):
+
+- runtimes: SavedModel (TF), LiteRT float32 and dynamic-range quantised (int8 weights),
+  ONNX Runtime; with the max |difference| from the SavedModel on a batch of 32 and file size;
+- latency, batch 1: median wall time of `--runs` calls after `--warmup` calls;
+- throughput, batch 32: images per second over `--runs` calls of a 32-image batch;
+- `usmr synthesize` on a synthetic 160-slice NIfTI volume (slices along the model's axis):
+  wall time of the whole command (load model, read, slice, synthesize, reassemble, write),
+  SavedModel runtime, batch 32.
+
+All runtimes run on the CPU with their default thread settings. Converters that fail are
+reported as such and the other runtimes still run.
+
+Usage:
+    .venv/bin/python benchmarks/bench_infer.py [--size 128] [--base-filters 32] [--depth 4]
+        [--model saved_models/NAME] [--runs 20] [--warmup 3] [--slices 160]
+"""
+
+import argparse
+import os
+import pathlib
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from usmr_tf.errors import UsmrError  # noqa: E402
+from usmr_tf.export import convert, export_savedmodel  # noqa: E402
+from usmr_tf.export.runtimes import (  # noqa: E402
+    OnnxRunner,
+    SavedModelRunner,
+    TFLiteRunner,
+    random_us_batch,
+)
+
+
+def time_calls(runner, x, runs, warmup):
+    for _ in range(warmup):
+        runner(x)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        runner(x)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def synthesize_volume_seconds(model_dir, size, n_slices, axis, work):
+    """Wall time of `usmr synthesize` on a head-like volume with `n_slices` along `axis`."""
+    from usmr_tf.cli.main import main
+    from usmr_tf.data.testing import head_volume, oblique_affine, write_nifti
+
+    shape = [size, size, size]
+    shape[axis] = n_slices
+    path = write_nifti(work / "us.nii.gz", head_volume(tuple(shape), seed=0),
+                       oblique_affine(spacing=(1.0, 1.0, 1.0)))
+    from usmr_tf.data import volume_to_slices
+
+    n_synthesized = len(volume_to_slices(path, axis=axis, size=size, min_foreground=0.0)[0])
+    out = work / "mr.nii.gz"
+    start = time.perf_counter()
+    rc = main(["synthesize", "--model", str(model_dir), str(path), str(out), "--quiet",
+               "--batch-size", "32"])
+    seconds = time.perf_counter() - start
+    if rc != 0:
+        raise RuntimeError(f"usmr synthesize exited {rc}")
+    return seconds, n_synthesized
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="exported saved_models/NAME (optional)")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--base-filters", type=int, default=32)
+    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--slices", type=int, default=160)
+    args = parser.parse_args(argv)
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="bench_infer_"))
+    try:
+        return run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args, work):
+    if args.model:
+        model_dir = pathlib.Path(args.model)
+    else:
+        from usmr_tf.export.testing import build_full_model
+
+        model = build_full_model(args.size, args.base_filters, args.depth)
+        export_savedmodel(model, work / "saved_models", "bench")
+        model_dir = work / "saved_models" / "bench"
+        del model
+    reference = SavedModelRunner(model_dir)
+    size = reference.image_size
+    runners = {"SavedModel (TF)": reference}
+    sizes = {"SavedModel (TF)": sum(p.stat().st_size for p in reference.path.rglob("*")
+                                    if p.is_file())}
+    failures = {}
+    for label, fmt, runner_cls, options in (
+        ("LiteRT float32", "tflite", TFLiteRunner, {}),
+        ("LiteRT dyn-range", "tflite", TFLiteRunner, {"quantize": "dynamic"}),
+        ("ONNX Runtime", "onnx", OnnxRunner, {}),
+    ):
+        try:
+            path = convert.convert(reference.path, fmt, work / f"{label.split()[-1]}.{fmt}",
+                                   **options)
+            runners[label] = runner_cls(path)
+            sizes[label] = path.stat().st_size
+        except (UsmrError, RuntimeError) as exc:
+            failures[label] = str(exc).splitlines()[0][:160]
+
+    x1, x32 = random_us_batch(1, size, seed=1), random_us_batch(32, size, seed=2)
+    print(f"model {model_dir} v{reference.version}, {size}x{size}, CPU "
+          f"({os.cpu_count()} logical cores visible), median of {args.runs} runs")
+    print(f"{'runtime':<18} {'latency b=1 (ms)':>17} {'throughput b=32 (img/s)':>24} "
+          f"{'max |diff| vs TF':>17} {'size (MB)':>10}")
+    for label, runner in runners.items():
+        latency = time_calls(runner, x1, args.runs, args.warmup)
+        batch_time = time_calls(runner, x32, max(3, args.runs // 4), 1)
+        diff = float(np.max(np.abs(runner(x32) - reference(x32))))
+        print(f"{label:<18} {latency * 1e3:>17.2f} {32 / batch_time:>24.1f} {diff:>17.2e} "
+              f"{sizes[label] / 1e6:>10.2f}")
+    for label, reason in failures.items():
+        print(f"{label:<18} conversion failed: {reason}")
+    seconds, n = synthesize_volume_seconds(model_dir, size, args.slices, reference.slice_axis,
+                                           work)
+    print(f"usmr synthesize, {args.slices}-slice {size}x{size} volume (axis "
+          f"{reference.slice_axis}; {n} slices in the head's bounding box synthesized, "
+          f"SavedModel, batch 32): {seconds:.2f} s end to end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

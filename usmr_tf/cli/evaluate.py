@@ -1,0 +1,104 @@
+"""`usmr evaluate`: synthesize MR from US with an exported model and score it.
+
+    usmr evaluate --model saved_models/ours --us us.npy --mr real_mr/ [--paired-mr mr.npy]
+                  [--json out.json]
+
+Prints a table (deformation score, SWD, structure score; MAE/PSNR/SSIM with --paired-mr)
+and writes the numbers plus per-image values as JSON. Research output, not for diagnosis.
+"""
+
+import json
+import pathlib
+import sys
+
+RESEARCH_NOTICE = "Research output, not for diagnosis."
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score synthesized MR (deformation, SWD, structure)",
+        description=__doc__.split("\n\n")[0] + " " + RESEARCH_NOTICE,
+    )
+    parser.add_argument("--model", required=True,
+                        help="exported model: saved_models/<name> or saved_models/<name>/<version>")
+    parser.add_argument("--us", required=True,
+                        help="input US: .npy [N,H,W(,1)] in [-1,1] or uint8, PNG/JPEG file or "
+                             "folder, a `usmr prepare` dataset folder, or a NIfTI volume")
+    parser.add_argument("--mr", required=True,
+                        help="real (unpaired) MR: reference set for SWD and plane-matching "
+                             "candidates for the deformation score; same formats as --us")
+    parser.add_argument("--paired-mr", help="ground-truth MR paired with --us (phantoms): adds "
+                                            "MAE, PSNR, SSIM")
+    parser.add_argument("--split", default="test", choices=("train", "test"),
+                        help="split read from `usmr prepare` dataset folders (default test)")
+    parser.add_argument("--json", help="write the results here (atomically)")
+    parser.add_argument("--max-images", type=int, default=64,
+                        help="use at most this many US images (default 64; 0 = all)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--top-k", type=int, default=3,
+                        help="real MR candidates refined by affine NMI in plane matching")
+    parser.add_argument("--registration-size", type=int, default=64,
+                        help="working resolution of the FFD registration (px)")
+    parser.add_argument("--no-deformation", action="store_true",
+                        help="skip the (slowest) registration-based score")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _synthesize(runner, us, batch_size):
+    import numpy as np
+
+    from usmr_tf.errors import DataError
+
+    out = [runner(us[i:i + batch_size]) for i in range(0, len(us), batch_size)]
+    synth = np.concatenate(out).astype(np.float32)
+    if synth.shape != us.shape:
+        raise DataError(f"model returned shape {synth.shape}, expected {us.shape}", runner.path)
+    if not np.isfinite(synth).all():
+        raise DataError("model output contains NaN or Inf", runner.path)
+    return np.clip(synth, -1.0, 1.0)
+
+
+def run(args):
+    from usmr_tf.errors import ConfigError
+    from usmr_tf.export.metadata import write_text_atomic
+    from usmr_tf.export.runtimes import SavedModelRunner
+    from usmr_tf.metrics import evaluation
+    from usmr_tf.metrics.deformation import RegistrationConfig
+    from usmr_tf.metrics.image_sets import load_image_set
+
+    if args.max_images < 0 or args.batch_size < 1 or args.top_k < 1:
+        raise ConfigError("--max-images must be >= 0, --batch-size and --top-k >= 1")
+    if not 32 <= args.registration_size <= 256:
+        raise ConfigError("--registration-size must be in [32, 256]")
+    if args.json and not pathlib.Path(args.json).parent.resolve().is_dir():
+        raise ConfigError(f"{args.json}: folder does not exist")
+    runner = SavedModelRunner(args.model)
+    size = runner.image_size
+    limit = args.max_images or None
+    us = load_image_set(args.us, size, limit=limit, modality="us", split=args.split)
+    real_mr = load_image_set(args.mr, size, modality="mr", split=args.split)
+    paired = (load_image_set(args.paired_mr, size, limit=limit, split=args.split)
+              if args.paired_mr else None)
+    synth = _synthesize(runner, us, args.batch_size)
+    result = evaluation.evaluate_synthesis(
+        us, synth, real_mr, paired_mr=paired, with_deformation=not args.no_deformation,
+        top_k=args.top_k, registration=RegistrationConfig(size=args.registration_size))
+    print(f"model {runner.path} (image size {size}); {len(us)} US, {len(real_mr)} real MR")
+    print(evaluation.format_table(result["metrics"]))
+    print(RESEARCH_NOTICE)
+    if args.json:
+        report = {
+            "model": str(runner.path),
+            "version": runner.version,
+            "image_size": size,
+            "inputs": {"us": str(args.us), "mr": str(args.mr), "paired_mr": args.paired_mr},
+            "counts": {"us": len(us), "real_mr": len(real_mr)},
+            **result,
+            "notice": RESEARCH_NOTICE,
+        }
+        text = json.dumps(evaluation.finite_or_none(report), indent=2)
+        write_text_atomic(args.json, text + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0

@@ -1,0 +1,88 @@
+"""`usmr export`: a trained `.keras` model -> TF Serving SavedModel (inference graph only).
+
+    usmr export --checkpoint runs/ours/model.keras --name ours [--version N] [--out saved_models]
+
+Writes ``<out>/<name>/<version>/`` (serving_default + predict_png signatures), ``usmr.json``
+and ``MODEL_CARD.md``. When the checkpoint sits in a `usmr train` run folder, its
+``recipe.yaml`` fills the model card (model, data source, image size).
+"""
+
+import pathlib
+
+from usmr_tf.errors import DataError
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "export",
+        help="export the inference graph as a TF Serving SavedModel",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--checkpoint", required=True, help="trained model (.keras)")
+    parser.add_argument("--name", required=True, help="model name (TF Serving MODEL_NAME)")
+    parser.add_argument("--version", type=int, default=None,
+                        help="version number (default: one more than the latest)")
+    parser.add_argument("--out", default="saved_models", help="base folder (default saved_models)")
+    parser.add_argument("--slice-axis", type=int, choices=(0, 1, 2), default=None,
+                        help="RAS axis volumes are sliced along (default: recipe's, else 2)")
+    parser.add_argument("--training-data", default=None,
+                        help="one line on the training data, for usmr.json and the model card")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _recipe_metadata(checkpoint):
+    """usmr.json fields from the run's ``recipe.yaml`` next to the checkpoint, if any."""
+    recipe_path = checkpoint.parent / "recipe.yaml"
+    if not recipe_path.exists():
+        return {}
+    import yaml
+
+    try:
+        recipe = yaml.safe_load(recipe_path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    data, model = recipe.get("data") or {}, recipe.get("model") or {}
+    info = {"model": model.get("name"), "config": {"recipe": recipe.get("name"), "model": model}}
+    source = data.get("source")
+    if source:
+        info["training_data"] = f"{source} (recipe {recipe.get('name', recipe_path)})"
+    if "slice_axis" in data:
+        info["slice_axis"] = int(data["slice_axis"])
+    return {k: v for k, v in info.items() if v is not None}
+
+
+def load_checkpoint(checkpoint):
+    """Loads a `.keras` file saved by `usmr train` (custom objects registered by usmr_tf.models)."""
+    checkpoint = pathlib.Path(checkpoint)
+    if not checkpoint.exists():
+        raise DataError("no such file", checkpoint)
+    if checkpoint.suffix != ".keras":
+        raise DataError("expected a .keras model file (saved by `usmr train`)", checkpoint)
+    import keras
+
+    import usmr_tf.models  # noqa: F401 - registers the model classes for deserialisation
+
+    try:
+        return keras.saving.load_model(str(checkpoint), compile=False)
+    except Exception as exc:  # corrupt zip, unknown class, ...
+        raise DataError(f"cannot load the model: {type(exc).__name__}: {exc}", checkpoint) from None
+
+
+def run(args):
+    from usmr_tf.export import export_savedmodel
+
+    checkpoint = pathlib.Path(args.checkpoint)
+    model = load_checkpoint(checkpoint)
+    metadata = {"checkpoint": str(checkpoint), **_recipe_metadata(checkpoint)}
+    metadata.setdefault("model", type(model).__name__)
+    if args.slice_axis is not None:
+        metadata["slice_axis"] = args.slice_axis
+    if args.training_data:
+        metadata["training_data"] = args.training_data
+    version_dir = export_savedmodel(model, args.out, args.name, args.version, metadata,
+                                    overwrite=args.overwrite)
+    print(f"exported {version_dir} (signatures serving_default, predict_png); "
+          f"metadata {version_dir.parent / 'usmr.json'}")
+    return 0

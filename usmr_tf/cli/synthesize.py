@@ -1,0 +1,148 @@
+"""`usmr synthesize`: US -> MR with an exported model, for a NIfTI volume, a PNG/JPEG or a folder.
+
+    usmr synthesize --model saved_models/NAME in.nii.gz out.nii.gz [--preview fig.png]
+    usmr synthesize --model saved_models/NAME us.png mr.png
+    usmr synthesize --model saved_models/NAME us_dir/ mr_dir/
+
+Volumes are synthesized slice by slice along the model's slice axis (``usmr.json``), in
+batches, with a progress bar; the output keeps the input's affine, header geometry and voxel
+grid (float32, [-1, 1], -1 = background). Images give 8-bit PNGs of the input's size. An
+existing output is kept unless ``--overwrite``; a failure leaves no partial output.
+Outputs are research images, not for diagnosis.
+"""
+
+import pathlib
+import shutil
+import tempfile
+
+from usmr_tf.errors import ConfigError, DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "synthesize",
+        help="synthesize MR from US (NIfTI, PNG or a folder)",
+        description=__doc__.split("\n\n")[0] + " Research output, not for diagnosis.",
+    )
+    parser.add_argument("--model", required=True,
+                        help="exported model: saved_models/NAME or saved_models/NAME/VERSION")
+    parser.add_argument("--version", type=int, default=None, help="model version (default latest)")
+    parser.add_argument("input", help="US volume (.nii/.nii.gz), image (.png/.jpg) or folder")
+    parser.add_argument("output", help="output file (same kind as the input) or folder")
+    parser.add_argument("--axis", type=int, choices=(0, 1, 2), default=None,
+                        help="RAS slice axis for volumes (default: the model's, from usmr.json)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--preview", default=None,
+                        help="write a side-by-side figure (input US | synthesized MR) here")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _kind(path):
+    name = str(path).lower()
+    if pathlib.Path(path).is_dir():
+        return "folder"
+    if name.endswith(NIFTI_SUFFIXES):
+        return "nifti"
+    if name.endswith(IMAGE_SUFFIXES):
+        return "image"
+    return None
+
+
+def _output_name(path):
+    """Output file name inside an output folder: NIfTI keeps its name, images become .png."""
+    if _kind(path) == "nifti":
+        return path.name
+    return path.stem + ".png"
+
+
+def _plan(args):
+    """[(input, output)] plus the staging info, after checking kinds and existing outputs."""
+    src, dst = pathlib.Path(args.input), pathlib.Path(args.output)
+    if not src.exists():
+        raise DataError("no such file or folder", src)
+    kind = _kind(src)
+    if kind is None:
+        raise DataError("unsupported input: expected .nii, .nii.gz, .png, .jpg, .jpeg or a folder",
+                        src)
+    for out in (dst, pathlib.Path(args.preview) if args.preview else None):
+        if out is not None and out.exists() and not args.overwrite:
+            raise DataError("output already exists (pass --overwrite to replace it)", out)
+    if kind == "folder":
+        files = sorted(p for p in src.iterdir() if p.is_file() and _kind(p) in ("nifti", "image"))
+        if not files:
+            raise DataError("folder has no .nii/.nii.gz/.png/.jpg/.jpeg file", src)
+        names = [_output_name(p) for p in files]
+        if len(set(names)) != len(names):
+            raise DataError("two inputs would give the same output name (e.g. a.png and a.jpg)",
+                            src)
+        if dst.exists() and not dst.is_dir():
+            raise DataError("output for a folder input must be a folder", dst)
+        return kind, files
+    expected = NIFTI_SUFFIXES if kind == "nifti" else (".png",)
+    if not str(dst).lower().endswith(expected) or dst.is_dir():
+        raise DataError(f"output for a {kind} input must be a file ending with "
+                        f"{' or '.join(expected)}", dst)
+    return kind, [src]
+
+
+def _progress(total, quiet):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="slice", desc="synthesize", disable=True if quiet else None)
+
+
+def _synthesize_file(runner, path, out_path, axis, args, preview):
+    from usmr_tf.export import synthesis
+
+    if _kind(path) == "nifti":
+        volume, us, geometry = synthesis.volume_slices(path, axis, runner.image_size)
+        with _progress(len(us), args.quiet) as bar:
+            mr = synthesis.predict_batched(runner, us, args.batch_size, bar)
+        synthesis.save_nifti_like(synthesis.mr_to_volume(mr, geometry), volume, out_path)
+        middle = len(us) // 2
+        return (us[middle], mr[middle]) if preview else None
+    us, fit = synthesis.image_slice(path, runner.image_size)
+    mr = synthesis.predict_batched(runner, us[None], args.batch_size)[0]
+    synthesis.save_png(synthesis.mr_to_image(mr, fit), out_path)
+    return (us, mr) if preview else None
+
+
+def run(args):
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    kind, files = _plan(args)
+    from usmr_tf.export import synthesis
+    from usmr_tf.export.runtimes import SavedModelRunner
+
+    runner = SavedModelRunner(args.model, version=args.version)
+    axis = runner.slice_axis if args.axis is None else args.axis
+    dst = pathlib.Path(args.output)
+    if kind != "folder":
+        shown = _synthesize_file(runner, files[0], dst, axis, args, args.preview)
+    else:
+        # Build the whole folder in a staging folder beside the output, then rename it.
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
+        try:
+            shown = None
+            for path in files:
+                pair = _synthesize_file(runner, path, staging / _output_name(path), axis, args,
+                                        args.preview and shown is None)
+                shown = shown or pair
+            staging.chmod(0o755)
+            if dst.exists():
+                shutil.rmtree(dst)
+            staging.rename(dst)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    if args.preview and shown is not None:
+        synthesis.save_preview(shown[0], shown[1], args.preview, title=pathlib.Path(args.input).name)
+    print(f"wrote {dst} ({len(files)} input{'s' if len(files) != 1 else ''}; "
+          f"model {runner.model_dir.name} v{runner.version}) - research output, not for diagnosis")
+    return 0

@@ -1,0 +1,144 @@
+"""US -> MR synthesis with an exported model, for volumes and 2D images (``usmr synthesize``).
+
+Volumes are cut into slices along the model's slice axis with
+:func:`usmr_tf.data.volume_to_slices` (the training preprocessing), synthesized in batches and
+put back into the input's voxel grid with :func:`usmr_tf.data.slices_to_volume`; the NIfTI
+written keeps the input's affine, orientation codes, spacing and units. 2D PNG/JPEG images
+go through :func:`usmr_tf.data.image_to_slice` and back with :func:`usmr_tf.data.unfit_square`.
+
+Outputs are research images, not diagnoses: the NIfTI ``descrip`` field and the preview
+figure say so.
+"""
+
+import contextlib
+import os
+import pathlib
+import tempfile
+
+import nibabel as nib
+import numpy as np
+
+from usmr_tf.data import (
+    SquareFit,
+    image_to_slice,
+    load_image,
+    load_volume,
+    slices_to_volume,
+    unfit_square,
+    volume_to_slices,
+)
+from usmr_tf.errors import DataError
+from usmr_tf.export.metadata import RESEARCH_NOTICE
+
+NIFTI_DESCRIP = b"usmr synthesized MR: research output, not for diagnosis"
+
+
+def predict_batched(runner, slices, batch_size=32, progress=None):
+    """``runner`` over ``[N, S, S, 1]`` in batches; ``progress.update(n)`` after each batch."""
+    outputs = []
+    for start in range(0, len(slices), batch_size):
+        batch = slices[start:start + batch_size]
+        outputs.append(np.asarray(runner(batch), dtype=np.float32))
+        if progress is not None:
+            progress.update(len(batch))
+    if not outputs:
+        return np.zeros((0,) + tuple(slices.shape[1:]), np.float32)
+    return np.concatenate(outputs)
+
+
+def volume_slices(path, axis, image_size, min_foreground=0.0):
+    """Loads a NIfTI volume and cuts it: ``(volume, us_slices [N, S, S, 1], geometry)``."""
+    volume = load_volume(path)  # DataError for unreadable / wrong rank / NaN / constant
+    slices, geometry = volume_to_slices(volume, axis=axis, size=image_size,
+                                        min_foreground=min_foreground)
+    if len(slices) == 0:
+        raise DataError("no slice with foreground to synthesize", path)
+    return volume, slices, geometry
+
+
+def image_slice(path, image_size):
+    """Loads a PNG/JPEG: ``(us_slice [S, S, 1], SquareFit)``."""
+    image = load_image(path)  # DataError for unreadable / not an image / constant
+    us, transform = image_to_slice(image, image_size, path=path)
+    return us, SquareFit.from_dict(transform["fit"])
+
+
+def mr_to_volume(mr_slices, geometry):
+    """Synthesized slices -> float32 volume in the input's grid, [-1, 1], -1 outside."""
+    return slices_to_volume(mr_slices, geometry)
+
+
+def mr_to_image(mr_slice, fit):
+    """``[S, S, 1]`` in [-1, 1] -> uint8 ``[h, w]`` in the input image's size."""
+    image = unfit_square(np.asarray(mr_slice)[None, ..., 0], fit)[0]
+    return np.round(np.clip((image + 1.0) * 127.5, 0, 255)).astype(np.uint8)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temp path next to ``path`` (same suffix); renamed onto ``path`` on success."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield pathlib.Path(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+
+
+def save_nifti_like(data, reference, path):
+    """Writes ``data`` (float32) with the affine, q/s-form codes, zooms and units of ``reference``.
+
+    ``reference`` is the input :class:`usmr_tf.data.Volume`. Intensity scaling of the input
+    (scl_slope, cal_min/max) is not carried over: the output is float32 in [-1, 1].
+    """
+    header = reference.header.copy() if reference.header is not None else nib.Nifti1Header()
+    if not isinstance(header, nib.Nifti1Header):
+        header = nib.Nifti1Header.from_header(header)
+    image = nib.Nifti1Image(np.asarray(data, dtype=np.float32), reference.affine, header=header)
+    image.set_data_dtype(np.float32)
+    qcode = int(header["qform_code"]) or 1
+    scode = int(header["sform_code"]) or 1
+    image.set_qform(reference.affine, code=qcode)
+    image.set_sform(reference.affine, code=scode)
+    image.header.set_slope_inter(None, None)
+    image.header["cal_min"] = image.header["cal_max"] = 0
+    image.header["descrip"] = NIFTI_DESCRIP
+    with atomic_path(path) as tmp:
+        nib.save(image, str(tmp))
+    return pathlib.Path(path)
+
+
+def save_png(array, path):
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+    return pathlib.Path(path)
+
+
+def save_preview(us_image, mr_image, path, title=None):
+    """Side-by-side figure (input US | synthesized MR) labelled as research output."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4.4))
+    for ax, image, label in zip(axes, (us_image, mr_image), ("input US", "synthesized MR")):
+        ax.imshow(np.asarray(image).squeeze(), cmap="gray", vmin=-1, vmax=1)
+        ax.set_title(label)
+        ax.axis("off")
+    fig.suptitle(f"{title + ' - ' if title else ''}{RESEARCH_NOTICE}", fontsize=10)
+    fig.text(0.5, 0.02, RESEARCH_NOTICE, ha="center", fontsize=9, color="darkred")
+    path = pathlib.Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format=(path.suffix.lstrip(".") or "png"))
+    finally:
+        plt.close(fig)
+    return path

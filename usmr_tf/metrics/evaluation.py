@@ -1,0 +1,92 @@
+"""One call that scores a synthesized MR set with every metric of `usmr_tf.metrics`.
+
+Used by `usmr evaluate` and the Table 1 reproduction. Research output, not for diagnosis.
+"""
+
+import numpy as np
+
+from usmr_tf.errors import DataError
+from usmr_tf.metrics import deformation, image_metrics, structure, swd
+from usmr_tf.metrics.checks import as_image_batch
+
+# name -> (direction, short description) for tables
+METRIC_INFO = {
+    "deformation": ("lower", "FFD Jacobian score vs plane-matched real MR, [0, 1]"),
+    "registration_nmi": ("higher", "NMI after registration (1 unrelated, 2 identical): low = "
+                         "deformation score unreliable"),
+    "swd": ("lower", "sliced Wasserstein distance to the real MR set (x1e3)"),
+    "structure": ("higher", "edge correlation of input US and synth MR, [-1, 1]"),
+    "mae": ("lower", "mean absolute error vs paired phantom MR"),
+    "psnr": ("higher", "PSNR (dB) vs paired phantom MR"),
+    "ssim": ("higher", "SSIM vs paired phantom MR"),
+}
+
+
+def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True, top_k=3,
+                       registration=deformation.RegistrationConfig(), swd_seed=0):
+    """Returns `{"metrics": {name: value}, "per_image": {...}}` for one synthesized set.
+
+    `us`, `synth`: `[N, H, W, 1]` (pairs); `real_mr`: `[M, H, W, 1]` unpaired real MR (the SWD
+    reference and the plane-matching candidates); `paired_mr`: optional ground truth `[N, ...]`.
+    """
+    us = as_image_batch(us, "us")
+    synth = as_image_batch(synth, "synthesized MR")
+    real_mr = as_image_batch(real_mr, "real MR")
+    if us.shape != synth.shape:
+        raise DataError(f"{synth.shape[0]} synthesized images for {us.shape[0]} US images", "us")
+    metrics, per_image = {}, {}
+    if with_deformation:
+        result = deformation.deformation_scores(synth, real_mr, top_k=top_k, config=registration)
+        metrics["deformation"] = result["mean"]
+        metrics["deformation_std"] = result["std"]
+        per_image["deformation"] = result["scores"].tolist()
+        per_image["matched_mr_index"] = result["matched"].tolist()
+        per_image["registration_nmi"] = result["nmi"].tolist()
+        metrics["registration_nmi"] = float(result["nmi"].mean())
+    distance = swd.swd(synth, real_mr, seed=swd_seed)
+    metrics["swd"] = distance["mean"]
+    metrics["swd_levels"] = distance["levels"]
+    scores = structure.structure_scores(us, synth)
+    metrics["structure"] = float(scores.mean())
+    per_image["structure"] = scores.tolist()
+    if paired_mr is not None:
+        paired = as_image_batch(paired_mr, "paired MR")
+        if paired.shape != synth.shape:
+            raise DataError(
+                f"paired MR has shape {paired.shape[1:]} x {paired.shape[0]}, expected "
+                f"{synth.shape[1:]} x {synth.shape[0]} (one per US image)", "paired MR")
+        metrics["mae"] = image_metrics.mae(synth, paired)
+        metrics["psnr"] = image_metrics.psnr(synth, paired)
+        metrics["ssim"] = image_metrics.ssim(synth, paired)
+        per_image["psnr"] = image_metrics.psnr_per_image(synth, paired).tolist()
+        per_image["ssim"] = image_metrics.ssim_per_image(synth, paired).tolist()
+    return {"metrics": metrics, "per_image": per_image}
+
+
+def format_table(metrics):
+    """A plain-text table of the scalar metrics with their direction."""
+    rows = [("metric", "value", "better", "what")]
+    for name, (direction, what) in METRIC_INFO.items():
+        if name in metrics:
+            value = metrics[name]
+            text = f"{value:.4f}"
+            if name == "deformation" and "deformation_std" in metrics:
+                text += f" ± {metrics['deformation_std']:.4f}"
+            rows.append((name, text, direction, what))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def finite_or_none(value):
+    """JSON-safe copy: NaN/Inf -> None, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -1,0 +1,114 @@
+"""gRPC client for a model exported with `usmr export` and served by TF Serving (port 8500).
+
+    with GrpcClient("localhost:8500", "usmr") as client:
+        mr = client.predict(us)                     # float32 [B, S, S, 1] in [-1, 1]
+        pngs = client.predict_png([open("us.png", "rb").read()])
+
+Uses tensorflow-serving-api's ``PredictionServiceStub.Predict``. Failures raise a
+:class:`~usmr_tf.serving.errors.ServingError` subclass with the server's message.
+Synthesized images are research output, not for diagnosis.
+"""
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from usmr_tf.export import metadata as meta
+from usmr_tf.serving import errors
+from usmr_tf.serving.inputs import check_encoded_images, check_us_batch
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+_STATUS_ERRORS = {
+    grpc.StatusCode.UNAVAILABLE: errors.ServerUnreachableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: errors.ServingTimeoutError,
+    grpc.StatusCode.NOT_FOUND: errors.ModelNotFoundError,
+    grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidInputError,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.InvalidInputError,
+}
+
+
+class GrpcClient:
+    """``PredictionService.Predict`` for the ``serving_default`` and ``predict_png`` signatures.
+
+    Args:
+        target: ``host:port`` of TF Serving's gRPC port.
+        model_name: the served ``MODEL_NAME``.
+        version: a model version (int) or None for the latest.
+        timeout: seconds per request (gRPC deadline).
+        image_size: if known, inputs are checked against it before sending.
+    """
+
+    def __init__(self, target, model_name, version=None, timeout=30.0, image_size=None):
+        self.target = target
+        self.model_name = model_name
+        self.version = version
+        self.timeout = float(timeout)
+        self.image_size = image_size
+        self._channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+
+    def close(self):
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _request(self, signature, key, tensor_proto):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model_name
+        request.model_spec.signature_name = signature
+        if self.version is not None:
+            request.model_spec.version.value = int(self.version)
+        request.inputs[key].CopyFrom(tensor_proto)
+        return request
+
+    def _call(self, request):
+        try:
+            return self._stub.Predict(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            cls = _STATUS_ERRORS.get(code, errors.ServingError)
+            detail = exc.details() if hasattr(exc, "details") else str(exc)
+            where = f"{self.target} model {self.model_name!r}"
+            if self.version is not None:
+                where += f" version {self.version}"
+            if cls is errors.ServerUnreachableError:
+                message = f"cannot reach TF Serving at {self.target}: {detail}"
+            elif cls is errors.ServingTimeoutError:
+                message = f"{where}: no answer within {self.timeout:g} s"
+            else:
+                message = f"{where}: {code.name if code else 'error'}: {detail}"
+            raise cls(message) from None
+
+    def _output(self, response, key):
+        if key not in response.outputs:
+            raise errors.ServingError(
+                f"{self.target} model {self.model_name!r}: response has outputs "
+                f"{sorted(response.outputs)}, not {key!r} (was it exported with `usmr export`?)"
+            )
+        return tf.make_ndarray(response.outputs[key])
+
+    def predict(self, us_image):
+        """float32 ``[B, H, W, 1]`` (or one ``[H, W, 1]``) in [-1, 1] -> synthesized MR, same shape."""
+        x = check_us_batch(us_image, self.image_size)
+        proto = tf.make_tensor_proto(x, dtype=tf.float32)
+        response = self._call(self._request(meta.SERVING_SIGNATURE, meta.US_IMAGE_KEY, proto))
+        return np.asarray(self._output(response, meta.MR_IMAGE_KEY), dtype=np.float32)
+
+    def predict_png(self, encoded_images):
+        """List of PNG/JPEG bytes -> list of synthesized MR PNG bytes (same height x width)."""
+        images = check_encoded_images(encoded_images)
+        proto = tf.make_tensor_proto(images, dtype=tf.string, shape=[len(images)])
+        response = self._call(self._request(meta.PNG_SIGNATURE, meta.US_PNG_KEY, proto))
+        return [bytes(b) for b in self._output(response, meta.MR_PNG_KEY).ravel()]
