@@ -3,6 +3,7 @@
     usmr synthesize --model saved_models/NAME in.nii.gz out.nii.gz [--preview fig.png]
     usmr synthesize --model saved_models/NAME us.png mr.png
     usmr synthesize --model saved_models/NAME us_dir/ mr_dir/
+    usmr synthesize --preset fetal_hc18_cc0 us.png mr.png
 
 Volumes are synthesized slice by slice along the model's slice axis (``usmr.json``), in
 batches, with a progress bar; the output keeps the input's affine, header geometry and voxel
@@ -27,8 +28,10 @@ def register(subparsers):
         help="synthesize MR from US (NIfTI, PNG or a folder)",
         description=__doc__.split("\n\n")[0] + " Research output, not for diagnosis.",
     )
-    parser.add_argument("--model", required=True,
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model",
                         help="exported model: saved_models/NAME or saved_models/NAME/VERSION")
+    source.add_argument("--preset", help="a pretrained model by name (see `usmr presets`)")
     parser.add_argument("--version", type=int, default=None, help="model version (default latest)")
     parser.add_argument("input", help="US volume (.nii/.nii.gz), image (.png/.jpg) or folder")
     parser.add_argument("output", help="output file (same kind as the input) or folder")
@@ -120,6 +123,10 @@ def run(args):
     from usmr_tf.export import synthesis
     from usmr_tf.export.runtimes import SavedModelRunner
 
+    if args.preset:
+        from usmr_tf.presets import preset_path
+
+        args.model = preset_path(args.preset)
     runner = SavedModelRunner(args.model, version=args.version)
     axis = runner.slice_axis if args.axis is None else args.axis
     dst = pathlib.Path(args.output)
