@@ -1,11 +1,14 @@
 """`make demo`: the main job of usmr-tf on the bundled public data.
 
 1. Prepares unpaired US (HC18, spatially normalised with its ellipse annotation) and MR
-   (CC0 fetal MR volumes, axial slices) from ``--data`` (``../shared/data``) into a slice cache.
-2. Renders paired fetal-head phantoms (US and MR of the same anatomy).
-3. If a pretrained model is in ``saved_models/`` (see ``usmr presets``), synthesizes MR from
-   held-out HC18 images with it; otherwise it says so and shows the data only.
-4. Writes PNG figures into ``--out`` and prints where they are.
+   (CC0 fetal MR volumes, axial slices of the trans-thalamic band) from ``--data``
+   (``../shared/data``) into a slice cache, with the same settings and split as the shipped
+   model's training data, so the "test" split was never seen in training.
+2. Synthesizes MR from held-out HC18 images with the shipped preset ``fetal_hc18_cc0``
+   (``usmr_tf.from_preset``) and writes one PNG per image plus a figure:
+   raw US | pre-processed US | synthesized MR | a real MR of a similar plane (not in
+   correspondence).
+3. Writes a data preview (real US, real MR, paired phantoms).
 
 Everything written is a research image, not a diagnosis.
 """
@@ -28,7 +31,8 @@ from usmr_tf.data import generate_phantoms, load_prepared, prepare_dataset  # no
 from usmr_tf.errors import UsmrError  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DATA_CONFIG = REPO / "recipes" / "data" / "hc18_fetal_mr.yaml"
+DATA_CONFIG = REPO / "recipes" / "data" / "preset_hc18_cc0.yaml"
+PRESET = "fetal_hc18_cc0"
 NOTICE = "research images, not for diagnosis"
 
 
@@ -54,6 +58,44 @@ def data_preview(us, mr, phantoms, path, n=4):
     plt.close(fig)
 
 
+def synthesis_figure(raw, us, mr, real, path):
+    """Fig. 3-style rows: raw US | pre-processed US | synthesized MR | real MR (not paired)."""
+    cols = ("raw US (HC18, held out)", "pre-processed US", f"synthesized MR ({PRESET})",
+            "real MR, similar plane\n(NOT in correspondence)")
+    fig, axes = plt.subplots(len(us), 4, figsize=(8.4, 2.1 * len(us)), dpi=90)
+    for r in range(len(us)):
+        axes[r, 0].imshow(raw[r], cmap="gray")
+        axes[r, 0].set_axis_off()
+        if r == 0:
+            axes[r, 0].set_title(cols[0], fontsize=8)
+        for c, image in enumerate((us[r], mr[r], real[r]), start=1):
+            _show(axes[r, c], image, cols[c] if r == 0 else None)
+    fig.suptitle(f"usmr-tf demo - {NOTICE}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def synthesize_demo(us, us_meta, mr, out, n=4):
+    """Runs the preset on `n` held-out US slices; returns the figure path."""
+    from usmr_tf.data import load_image
+    from usmr_tf.export.synthesis import save_png
+    from usmr_tf.presets import from_preset
+
+    model = from_preset(PRESET)
+    picks = np.linspace(0, len(us) - 1, n).astype(int)
+    synth = model(us[picks])
+    for i, image in zip(picks, synth):
+        name = pathlib.Path(us_meta[i]["source"]).stem
+        grey = np.round((np.clip(image[..., 0], -1, 1) + 1) * 127.5).astype(np.uint8)
+        save_png(grey, out / f"{name}_synth_mr.png")
+    raw = [load_image(us_meta[i]["source"]) for i in picks]
+    real = mr[np.linspace(0, len(mr) - 1, n).astype(int)]
+    figure = out / "synthesis.png"
+    synthesis_figure(raw, us[picks], synth, real, figure)
+    return figure
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"),
@@ -67,7 +109,7 @@ def main(argv=None):
         if not (pathlib.Path(args.data) / "SOURCES.md").exists():
             raise UsmrError(f"{args.data}: public data folder not found (pass --data DIR)")
         cache, manifest, reused = prepare_dataset(DATA_CONFIG, out / "data", data_root=args.data)
-        us, _ = load_prepared(cache, "test", modality="us")
+        us, us_meta = load_prepared(cache, "test", modality="us")
         mr, _ = load_prepared(cache, "test", modality="mr")
         print(f"slice cache {cache} ({'reused' if reused else 'prepared'}): "
               f"{len(us)} held-out US and {len(mr)} held-out MR slices")
@@ -75,6 +117,13 @@ def main(argv=None):
         preview = out / "data_preview.png"
         data_preview(us, mr, phantoms, preview)
         print(f"wrote {preview}")
+        from usmr_tf.presets import list_presets
+
+        if PRESET in list_presets():
+            figure = synthesize_demo(us, us_meta, mr, out)
+            print(f"wrote {figure} and {out}/*_synth_mr.png (preset {PRESET})")
+        else:
+            print(f"preset {PRESET} is not in saved_models/: showing the data only")
     except UsmrError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2
