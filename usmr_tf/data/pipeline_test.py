@@ -130,7 +130,8 @@ def test_fit_under_two_replica_mirrored_strategy():
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("conftest could not split the CPU into two logical devices")
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    strategy = tf.distribute.MirroredStrategy(
+        [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice())
     assert strategy.num_replicas_in_sync == 2
     us, mr = _images(20), _images(4, seed=1)
     ds = unpaired_dataset(us, mr, 8, augment=True)  # (us, mr) = (x, y) for this toy model

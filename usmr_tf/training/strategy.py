@@ -57,8 +57,13 @@ def make_strategy(name="default"):
         return tf.distribute.get_strategy()
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=devices)
+        if gpus:
+            return tf.distribute.MirroredStrategy(devices=[d.name for d in gpus])
+        # CPU only (tests, CI): reduce on one device instead of CPU collectives, whose instance
+        # keys clash when several MirroredStrategy objects live in one process.
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(
+            devices=cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
     if name == "multiworker":
         _tf_config()
         return tf.distribute.MultiWorkerMirroredStrategy()
