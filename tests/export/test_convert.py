@@ -25,15 +25,11 @@ def reference(exported):
 
 
 @pytest.fixture
-def convertible(request, exported):
-    """The exported model, for tests that convert it. While its graph holds XLA-compiled
-    functions (which no converter handles, see `convert.check_convertible`), those tests are
-    expected failures with the cause as the reason."""
-    if convert.xla_functions(exported):
-        request.node.add_marker(pytest.mark.xfail(
-            reason="exported graph holds XLA-compiled Conv2D functions: CrossModalAttention "
-                   "reshapes to (b, h, w, -1) before its 1x1 `eta` conv (see docs/export.md)",
-            strict=True))
+def convertible(exported):
+    """The exported model, for tests that convert it. Its graph must hold no XLA-compiled
+    function (no converter handles them, see `convert.check_convertible`): a regression such as
+    a dynamic-channel reshape in CrossModalAttention fails here instead of hiding."""
+    assert not convert.xla_functions(exported), convert.xla_functions(exported)
     return exported
 
 

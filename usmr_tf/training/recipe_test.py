@@ -105,3 +105,20 @@ def test_every_table_1_recipe_builds_its_model(name):
     for flag in ("use_bilatent", "use_structural", "use_attention"):
         if flag in recipe["model"]:
             assert getattr(model, flag) == recipe["model"][flag]
+
+
+@pytest.mark.parametrize("name, data_config", [
+    ("preset_fetal_hc18_cc0", "preset_hc18_cc0"), ("ours_crl", "crl")])
+def test_real_data_recipes_train_from_an_ignored_prepared_folder(name, data_config, repo_root):
+    import subprocess
+
+    path = RECIPES / f"{name}.yaml"
+    recipe = recipe_lib.load_recipe(path)
+    assert recipe["model"]["name"] == "ours"
+    assert recipe["data"]["source"] == "prepared"
+    cache = recipe["data"]["cache_dir"]
+    assert f"recipes/data/{data_config}.yaml --out {cache}" in path.read_text()
+    # prepared data (the CRL atlas above all) must never be committable
+    ignored = subprocess.run(["git", "check-ignore", "-q", f"{cache}/us/train.npy"],
+                             cwd=repo_root)
+    assert ignored.returncode == 0, f"{cache} is not git-ignored"

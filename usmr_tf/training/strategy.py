@@ -46,7 +46,8 @@ def _tf_config():
         raise ConfigError(f"TF_CONFIG is not a valid cluster spec ({exc!r}): {raw}") from None
     if not isinstance(workers, list) or not workers:
         raise ConfigError(f"TF_CONFIG: `cluster.worker` must be a non-empty list: {raw}")
-    if task.get("type") not in ("worker", "chief") or not 0 <= index < len(workers) + 1:
+    kind = task.get("type")
+    if not ((kind == "worker" and 0 <= index < len(workers)) or (kind == "chief" and index == 0)):
         raise ConfigError(f"TF_CONFIG: `task` must be a worker with a valid index: {raw}")
     return config
 

@@ -27,6 +27,9 @@ def test_default_and_mirrored_strategies():
     ("{not json", "not a valid cluster spec"),
     ('{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}', "non-empty list"),
     ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "valid index"),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}',
+     "valid index"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 1}}', "valid index"),
 ])
 def test_multiworker_needs_a_valid_tf_config(monkeypatch, tf_config, words):
     if tf_config is None:
