@@ -17,7 +17,16 @@ from usmr_tf.layers.seeding import kernel_initializer
 
 @keras.saving.register_keras_serializable(package="usmr_tf")
 class PatchDiscriminator(keras.layers.Layer):
-    """Conv discriminator `[B, H, W, C] -> [B, H', W', 1]` logits."""
+    """Conv discriminator `[B, H, W, C] -> [B, H', W', 1]` logits.
+
+    With `spectral_norm=True` every conv is wrapped in `keras.layers.SpectralNormalization`
+    and the instance norms are dropped on purpose: spectral norm already bounds each layer's
+    Lipschitz constant, and SN discriminators are commonly built without a per-activation
+    norm (Miyato et al. 2018, SN-GAN), which would otherwise rescale the features and undo
+    the constraint. Pass `training=True` while training: that is when SN runs its power
+    iteration (updating `vector_u`) and renormalises the kernel; with `training=False` the
+    kernel is used as it stands.
+    """
 
     def __init__(
         self,

@@ -147,20 +147,22 @@ class AnatomyAwareSynthesis(SynthesisModel):
         g, d = {}, {}
         # Forward objective L_f = lambda L_lat + L_app + L_stru (Eq. 1).
         g["loss_lat"] = (lam, [l1_per_example(out["recon_us"], us)])  # Eq. 2
-        real, fake = self.appearance_discriminator(mr), self.appearance_discriminator(synth)
+        real = self.appearance_discriminator(mr, training=training)
+        fake = self.appearance_discriminator(synth, training=training)
         g["loss_app"] = (1.0, [generator_adversarial_loss(fake, form)])  # Eq. 3
         if self.use_structural:
-            real_e = self.structural_discriminator(self.edge_net(mr))
-            fake_e = self.structural_discriminator(self.edge_net(synth))
+            real_e = self.structural_discriminator(self.edge_net(mr), training=training)
+            fake_e = self.structural_discriminator(self.edge_net(synth), training=training)
             g["loss_stru"] = (1.0, [generator_adversarial_loss(fake_e, form)])  # Eq. 4
         # Reverse objective L_r = lambda L_proj + L_app^back + L_bi (Eq. 5).
         g["loss_proj"] = (lam, [l1_per_example(out["back_us"], us)])  # Eq. 6
-        real_b = self.back_appearance_discriminator(us)
-        fake_b = self.back_appearance_discriminator(out["back_us"])
+        real_b = self.back_appearance_discriminator(us, training=training)
+        fake_b = self.back_appearance_discriminator(out["back_us"], training=training)
         g["loss_app_back"] = (1.0, [generator_adversarial_loss(fake_b, form)])  # Eq. 7
         if self.use_bilatent:
-            real_l = self.bilatent_discriminator(out["latent"])  # y is "real"
-            fake_l = self.bilatent_discriminator(out["latent_back"])  # y^back is "fake"
+            # y is "real", y^back is "fake".
+            real_l = self.bilatent_discriminator(out["latent"], training=training)
+            fake_l = self.bilatent_discriminator(out["latent_back"], training=training)
             g["loss_bi"] = (1.0, [generator_adversarial_loss(fake_l, form)])  # Eq. 8
         # Total L = L_f + L_r (Eq. 9) is the weighted sum of g, formed in the base class.
         # Discriminator sides of the same adversarial terms:

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from usmr_tf.models.anatomy_aware import AnatomyAwareSynthesis
-from usmr_tf.models.conftest import TINY
+from usmr_tf.models.conftest import TINY, assert_fit_runs_power_iteration
 from usmr_tf.models.generators import AnatomyAwareGenerator
 
 LAM = 10.0
@@ -184,3 +184,9 @@ def test_bad_arguments_and_missing_mr(model, phantom_batch):
         AnatomyAwareSynthesis(**TINY, gan_loss="wgan")
     with pytest.raises(ValueError, match="needs batches"):
         model.test_step((phantom_batch[0][:2],))
+
+
+def test_fit_updates_spectral_norm(phantom_batch):
+    us, mr, _ = phantom_batch
+    m = AnatomyAwareSynthesis(**TINY, spectral_norm=True, seed=0)
+    assert_fit_runs_power_iteration(m, us, mr)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from usmr_tf.models import AutoEncoder, CycleGAN, PlainGAN, UNetGenerator
-from usmr_tf.models.conftest import TINY
+from usmr_tf.models.conftest import TINY, assert_fit_runs_power_iteration
 
 
 def _l1(a, b):
@@ -95,3 +95,9 @@ def test_config_and_keras_round_trip(tmp_path, phantom_batch, cls, kwargs):
     np.testing.assert_array_equal(loaded(us), m(us))
     for a, b in zip(loaded.weights, m.weights):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cls", [PlainGAN, CycleGAN])
+def test_fit_updates_spectral_norm(phantom_batch, cls):
+    us, mr, _ = phantom_batch
+    assert_fit_runs_power_iteration(cls(**TINY, spectral_norm=True, seed=0), us, mr)

@@ -76,9 +76,10 @@ class CycleGAN(SynthesisModel):
         fake_us = self.back_generator(mr, training=training)  # F(mr)
         cycle_us = self.back_generator(synth_mr, training=training)  # F(G(us))
         cycle_mr = self.generator(fake_us, training=training)  # G(F(mr))
-        real_m, fake_m = self.appearance_discriminator(mr), self.appearance_discriminator(synth_mr)
-        real_u = self.back_appearance_discriminator(us)
-        fake_u = self.back_appearance_discriminator(fake_us)
+        real_m = self.appearance_discriminator(mr, training=training)
+        fake_m = self.appearance_discriminator(synth_mr, training=training)
+        real_u = self.back_appearance_discriminator(us, training=training)
+        fake_u = self.back_appearance_discriminator(fake_us, training=training)
         g = {
             "loss_app": (1.0, [generator_adversarial_loss(fake_m, form)]),
             "loss_app_back": (1.0, [generator_adversarial_loss(fake_u, form)]),

@@ -37,7 +37,8 @@ class PlainGAN(SynthesisModel):
     def compute_loss_terms(self, us, mr, training=False):
         self._require_mr(mr)
         synth = self.generator(us, training=training)
-        real, fake = self.appearance_discriminator(mr), self.appearance_discriminator(synth)
+        real = self.appearance_discriminator(mr, training=training)
+        fake = self.appearance_discriminator(synth, training=training)
         g = {"loss_app": (1.0, [generator_adversarial_loss(fake, self.gan_loss)])}  # Eq. 3
         d = {"d_app": (1.0, list(discriminator_adversarial_loss(real, fake, self.gan_loss)))}
         return g, d, {"synth_mr": synth}
