@@ -62,7 +62,7 @@ def _synthesize(runner, us, batch_size):
 
 def run(args):
     from usmr_tf.errors import ConfigError
-    from usmr_tf.export.metadata import write_text_atomic
+    from usmr_tf.atomic import write_text_atomic
     from usmr_tf.export.runtimes import SavedModelRunner
     from usmr_tf.metrics import evaluation
     from usmr_tf.metrics.deformation import RegistrationConfig

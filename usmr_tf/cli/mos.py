@@ -75,7 +75,7 @@ def run_make(args):
 
 
 def run_score(args):
-    from usmr_tf.export.metadata import write_text_atomic
+    from usmr_tf.atomic import write_text_atomic
     from usmr_tf.metrics import mos
 
     key = mos.load_key(args.key)

@@ -6,13 +6,12 @@ truncated file, wrong rank, NaN/Inf voxels, constant volume.
 """
 
 import dataclasses
-import os
 import pathlib
-import tempfile
 
 import nibabel as nib
 import numpy as np
 
+from usmr_tf.atomic import atomic_path
 from usmr_tf.errors import DataError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -121,14 +120,6 @@ def save_volume(data, affine, path, header=None):
     image = nib.Nifti1Image(np.asarray(data, dtype=np.float32), np.asarray(affine, np.float64))
     if header is not None:
         image.header.set_xyzt_units(*header.get_xyzt_units())
-    suffix = ".nii.gz" if str(path).endswith(".gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         nib.save(image, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path

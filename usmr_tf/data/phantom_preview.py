@@ -11,10 +11,10 @@ import argparse
 import os
 import pathlib
 import time
-import uuid
 
 import numpy as np
 
+from usmr_tf.atomic import atomic_path
 from usmr_tf.data.phantoms import LABELS, generate_phantoms
 
 
@@ -40,12 +40,9 @@ def save_preview(path, n=4, size=128, seed=0, dpi=80):
         axes[0, c].set_title(title, fontsize=9)
     fig.suptitle("synthetic phantoms: research images, not diagnoses", fontsize=8)
     fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.97))
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)

@@ -18,12 +18,11 @@ Example:
 
 import math
 import numbers
-import os
 import pathlib
-import uuid
 
 import numpy as np
 
+from usmr_tf.atomic import atomic_path
 from usmr_tf.data.phantom_anatomy import (
     LABELS,
     anatomy_along_z,
@@ -131,12 +130,8 @@ def _save_nifti(data, affine, path):
     image.header.set_xyzt_units("mm")
     image.set_qform(affine, code=1)
     image.set_sform(affine, code=1)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp.nii.gz")
-    try:
+    with atomic_path(path) as tmp:
         nib.save(image, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_phantom_volumes(out_dir, n_subjects, size=128, n_slices=64, seed=0, spacing=0.8):

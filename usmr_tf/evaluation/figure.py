@@ -1,9 +1,9 @@
 """A Fig. 3-style grid: one row per example, one column per stage (input, methods, real MR)."""
 
-import os
 import pathlib
 
 import numpy as np
+from usmr_tf.atomic import atomic_path
 
 NOTICE = "Research output, not for diagnosis."
 
@@ -38,12 +38,9 @@ def save_grid(path, columns, title, dpi=72, cell=1.6):
         axes[0, c].set_title(col_title, fontsize=7)
     fig.suptitle(f"{title}\n{NOTICE}", fontsize=8)
     fig.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
     try:
-        fig.savefig(tmp, format="png")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return pathlib.Path(path)

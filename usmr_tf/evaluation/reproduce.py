@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from usmr_tf.atomic import write_text_atomic
 from usmr_tf.errors import ConfigError, DataError
 from usmr_tf.evaluation import figure, table
 
@@ -222,12 +223,6 @@ def _figure_columns(eval_set, synth, matched, n_rows=3):
     return columns
 
 
-def _write_text(path, text):
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _environment():
     import keras
     import tensorflow as tf
@@ -326,6 +321,6 @@ def reproduce(data="phantoms", out_dir=".", *, budget=Budget(), models=tuple(tab
              "figure": out_dir / f"table1_{data}.png"}
     figure.save_grid(paths["figure"], columns,
                      f"US -> MR synthesis on {data} ({budget.steps} steps per model)")
-    _write_text(paths["json"], json.dumps(record, indent=2) + "\n")
-    _write_text(paths["markdown"], markdown)
+    write_text_atomic(paths["json"], json.dumps(record, indent=2) + "\n")
+    write_text_atomic(paths["markdown"], markdown)
     return Reproduction(results, table_text, markdown, record, paths)

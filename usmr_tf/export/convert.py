@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 
+from usmr_tf.atomic import atomic_path, write_bytes_atomic
 from usmr_tf.errors import ConfigError
 from usmr_tf.export import metadata as meta
 
@@ -61,13 +62,6 @@ def check_convertible(model_path, version=None):
         )
 
 
-def _replace_file(tmp_path, out_path):
-    out_path = pathlib.Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp_path, out_path)
-    return out_path
-
-
 def _subprocess_env():
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -91,37 +85,25 @@ def to_tflite(model_path, out_path, quantize=None, version=None):
         flatbuffer = converter.convert()
     except Exception as exc:  # ConverterError carries the whole MLIR dump: keep the summary
         raise ConfigError(f"{version_dir}: TFLite conversion failed: {_summary(exc)}") from None
-    out_path = pathlib.Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(flatbuffer)
-    os.chmod(tmp, 0o644)
-    return _replace_file(tmp, out_path)
+    return write_bytes_atomic(out_path, flatbuffer)
 
 
 def to_onnx(model_path, out_path, opset=ONNX_OPSET, version=None, timeout=600):
     """SavedModel -> ``.onnx`` with ``python -m tf2onnx.convert`` (inputs/outputs keep their names)."""
     _, _, version_dir = meta.resolve_model_dir(model_path, version)
     check_convertible(version_dir)
-    out_path = pathlib.Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.parent / f".{out_path.name}.{os.getpid()}.tmp.onnx"
-    cmd = [
-        sys.executable, "-m", "tf2onnx.convert",
-        "--saved-model", str(version_dir),
-        "--tag", "serve",
-        "--signature_def", meta.SERVING_SIGNATURE,
-        "--opset", str(int(opset)),
-        "--output", str(tmp),
-    ]
-    _run(cmd, "tf2onnx", timeout, tmp)
-    try:
+    with atomic_path(out_path) as tmp:
+        cmd = [
+            sys.executable, "-m", "tf2onnx.convert",
+            "--saved-model", str(version_dir),
+            "--tag", "serve",
+            "--signature_def", meta.SERVING_SIGNATURE,
+            "--opset", str(int(opset)),
+            "--output", str(tmp),
+        ]
+        _run(cmd, "tf2onnx", timeout, tmp)
         _check_onnx(tmp)
-    except ConfigError:
-        tmp.unlink(missing_ok=True)
-        raise
-    return _replace_file(tmp, out_path)
+    return pathlib.Path(out_path)
 
 
 def _check_onnx(path):

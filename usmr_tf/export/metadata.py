@@ -13,9 +13,7 @@ TF Serving only looks at the numeric sub-folders, so the two extra files do not 
 
 import datetime
 import json
-import os
 import pathlib
-import tempfile
 
 from usmr_tf.errors import ConfigError
 
@@ -44,20 +42,6 @@ IMAGE_NORMALISATION = (
 PNG_NORMALISATION = (
     "predict_png signature: uint8 grey level g -> g / 127.5 - 1 (0 -> -1 background, 255 -> +1)"
 )
-
-
-def write_text_atomic(path, text):
-    """Write ``text`` to ``path`` through a temp file in the same folder + rename."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a TF Serving container may run as another user
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def list_versions(model_dir):

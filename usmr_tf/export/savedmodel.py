@@ -14,6 +14,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from usmr_tf.atomic import write_text_atomic
 from usmr_tf.errors import ConfigError
 from usmr_tf.export import metadata as meta
 from usmr_tf.export.preprocessing import decode_us_batch, encode_mr_batch
@@ -146,6 +147,6 @@ def export_savedmodel(
         shutil.rmtree(staging, ignore_errors=True)
 
     info = meta.build_metadata(name, version, size, metadata, meta.read_metadata(model_dir))
-    meta.write_text_atomic(model_dir / meta.METADATA_FILE, json.dumps(info, indent=2) + "\n")
-    meta.write_text_atomic(model_dir / meta.MODEL_CARD_FILE, meta.model_card(info))
+    write_text_atomic(model_dir / meta.METADATA_FILE, json.dumps(info, indent=2) + "\n")
+    write_text_atomic(model_dir / meta.MODEL_CARD_FILE, meta.model_card(info))
     return version_dir

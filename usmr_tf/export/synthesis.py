@@ -10,14 +10,12 @@ Outputs are research images, not diagnoses: the NIfTI ``descrip`` field and the 
 figure say so.
 """
 
-import contextlib
-import os
 import pathlib
-import tempfile
 
 import nibabel as nib
 import numpy as np
 
+from usmr_tf.atomic import atomic_path
 from usmr_tf.data import (
     SquareFit,
     image_to_slice,
@@ -72,22 +70,6 @@ def mr_to_image(mr_slice, fit):
     """``[S, S, 1]`` in [-1, 1] -> uint8 ``[h, w]`` in the input image's size."""
     image = unfit_square(np.asarray(mr_slice)[None, ..., 0], fit)[0]
     return np.round(np.clip((image + 1.0) * 127.5, 0, 255)).astype(np.uint8)
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yields a temp path next to ``path`` (same suffix); renamed onto ``path`` on success."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        yield pathlib.Path(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        pathlib.Path(tmp).unlink(missing_ok=True)
 
 
 def save_nifti_like(data, reference, path):

@@ -23,7 +23,7 @@ import pathlib
 import numpy as np
 
 from usmr_tf.errors import ConfigError, DataError
-from usmr_tf.export.metadata import write_text_atomic
+from usmr_tf.atomic import write_text_atomic
 from usmr_tf.metrics.image_sets import unit_to_grey
 
 GROUPS = ("expert", "beginner")

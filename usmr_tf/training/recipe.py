@@ -22,6 +22,7 @@ import pathlib
 
 import yaml
 
+from usmr_tf.atomic import write_text_atomic
 from usmr_tf.errors import ConfigError
 
 DEFAULTS = {
@@ -196,7 +197,4 @@ def validate(recipe, source="recipe"):
 
 def dump_recipe(recipe, path):
     """Writes the resolved recipe next to the run's outputs (temp file, then rename)."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(recipe, sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(recipe, sort_keys=False))

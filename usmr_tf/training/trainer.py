@@ -17,13 +17,13 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import pathlib
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from usmr_tf.atomic import atomic_path
 from usmr_tf.errors import ConfigError, UsmrError
 from usmr_tf.training import callbacks as callbacks_lib
 from usmr_tf.training import strategy as strategy_lib
@@ -210,10 +210,8 @@ def _preview(val, train, n):
 def _save_final(model, out):
     """Writes `final.weights.h5` and `model.keras` via temp names (never half-written)."""
     for name, save in (("final.weights.h5", model.save_weights), ("model.keras", model.save)):
-        target = out / name
-        tmp = out / f".tmp-{name}"
-        save(str(tmp))
-        os.replace(tmp, target)
+        with atomic_path(out / name) as tmp:
+            save(str(tmp))
 
 
 def train(recipe, out_dir, strategy=None):
