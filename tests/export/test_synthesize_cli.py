@@ -130,3 +130,132 @@ def test_wrong_output_kind_and_bad_model(model_dir, oblique_nifti, tmp_path, cap
                  str(tmp_path / "mr.nii.gz"), "--quiet"]) == 2
     assert "no exported model" in capsys.readouterr().err
     assert not (tmp_path / "mr.nii.gz").exists()
+
+
+# --align-hc18: HC18 images aligned with their ellipse annotation, MR mapped back.
+
+HEAD = dict(center=(31, 50), a=22, b=15, angle=0.4)  # the synthetic head in a 60 x 90 image
+
+
+def _hc18_pair(folder, stem, seed=0, annotate=True):
+    image, head = us_head_image(shape=(60, 90), seed=seed, **HEAD)
+    path = write_png(folder / f"{stem}.png", image)
+    if annotate:
+        write_png(folder / f"{stem}_Annotation.png", (head * 255).astype(np.uint8))
+    return path, head
+
+
+def _iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def _transform(path):
+    from usmr_tf.data.hc18 import load_hc18
+
+    return load_hc18(path, 32, align=True)[1]
+
+
+def test_align_hc18_maps_mr_back_into_the_input_frame(model_dir, tmp_path, capsys):
+    from usmr_tf.data.hc18 import load_hc18
+    from usmr_tf.export import synthesis
+
+    src, head = _hc18_pair(tmp_path / "in", "010_HC")
+    us, transform = load_hc18(src, 32, align=True)
+    out, aligned_out, preview = tmp_path / "mr.png", tmp_path / "mr_aligned.png", tmp_path / "f.png"
+    argv = ["synthesize", "--model", str(model_dir), str(src), "--align-hc18", "--quiet"]
+    assert main(argv + [str(out), "--preview", str(preview)]) == 0
+    assert "not for diagnosis" in capsys.readouterr().out
+    mr = np.asarray(Image.open(out))
+    assert mr.shape == head.shape  # the input's size, not 32 x 32
+    assert (mr[~synthesis.head_mask(*np.mgrid[0:60, 0:90], transform)] == 0).all()
+    assert (mr[~head] == 0).mean() > 0.97  # grey -1 outside the annotated head
+    assert mr[head].std() > 0 and (mr[head] > 0).mean() > 0.9  # synthesized values inside
+    assert _iou(mr > 0, head) > 0.8  # the head is where it is in the input
+    assert Image.open(preview).size[0] > 300
+    # --output-frame aligned: exactly the model on load_hc18's slice, masked to the head.
+    assert main(argv + [str(aligned_out), "--output-frame", "aligned"]) == 0
+    expected = synthesis.mask_aligned_mr(SavedModelRunner(model_dir)(us[None])[0], transform)
+    aligned = np.asarray(Image.open(aligned_out))
+    assert aligned.shape == (32, 32)
+    np.testing.assert_array_equal(aligned, synthesis.to_uint8(expected[..., 0]))
+    # ... and the original-frame output is that MR put back through the inverse affine.
+    np.testing.assert_array_equal(mr, synthesis.to_uint8(synthesis.unalign_mr(expected, transform)))
+    assert _files(tmp_path) == ["f.png", "in", "mr.png", "mr_aligned.png"]
+
+
+def test_unalign_inverts_the_alignment(tmp_path):
+    """A linear ramp warped into the aligned frame and back is the ramp again inside the head."""
+    from scipy import ndimage
+
+    from usmr_tf.export import synthesis
+
+    src, head = _hc18_pair(tmp_path, "001_HC")
+    transform = _transform(src)
+    rows, cols = np.mgrid[0:60, 0:90]
+    ramp = (0.02 * rows - 0.015 * cols).astype(np.float64)
+    aligned = ndimage.affine_transform(ramp, np.asarray(transform["matrix"]),
+                                       offset=transform["offset"], output_shape=(32, 32), order=1)
+    back = synthesis.unalign_mr(aligned[..., None], transform)
+    inner = ndimage.binary_erosion(head, iterations=2)
+    np.testing.assert_allclose(back[inner], ramp[inner], atol=1e-3)
+    assert (back[~synthesis.head_mask(rows, cols, transform)] == -1).all()
+
+
+def test_align_hc18_folder_skips_annotations_and_needs_them(model_dir, tmp_path, capsys):
+    folder = tmp_path / "in"
+    _hc18_pair(folder, "010_HC", seed=1)
+    _hc18_pair(folder, "011_2HC", seed=2)
+    out_dir = tmp_path / "mr_dir"
+    argv = ["synthesize", "--model", str(model_dir), str(folder), str(out_dir), "--align-hc18",
+            "--quiet"]
+    assert main(argv) == 0
+    assert _files(out_dir) == ["010_HC.png", "011_2HC.png"]  # no *_Annotation.png outputs
+    assert Image.open(out_dir / "011_2HC.png").size == (90, 60)
+    # A missing annotation: exit 2 naming the image and the expected file, nothing written.
+    (folder / "011_2HC_Annotation.png").unlink()
+    out2 = tmp_path / "mr_dir2"
+    assert main(argv[:4] + [str(out2)] + argv[5:]) == 2
+    err = capsys.readouterr().err
+    assert "011_2HC.png" in err and "011_2HC_Annotation.png" in err and "missing" in err
+    assert not out2.exists() and _files(tmp_path) == ["in", "mr_dir"]
+
+
+def test_align_hc18_bad_uses_exit_2(model_dir, oblique_nifti, tmp_path, capsys):
+    src, _ = _hc18_pair(tmp_path, "012_HC", annotate=False)
+    out = tmp_path / "out" / "mr.png"
+    assert main(["synthesize", "--model", str(model_dir), str(src), str(out), "--align-hc18",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "012_HC.png" in err and "012_HC_Annotation.png is missing" in err
+    assert main(["synthesize", "--model", str(model_dir), str(src), str(out), "--output-frame",
+                 "aligned", "--quiet"]) == 2
+    assert "needs --align-hc18" in capsys.readouterr().err
+    assert main(["synthesize", "--model", str(model_dir), str(oblique_nifti),
+                 str(tmp_path / "mr.nii.gz"), "--align-hc18", "--quiet"]) == 2
+    assert "not NIfTI" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "mr.nii.gz").exists()
+
+
+def test_align_hc18_real_image_with_shipped_preset(shared_data, tmp_path, monkeypatch):
+    from scipy import ndimage
+
+    from usmr_tf.data.hc18 import annotation_path
+    from usmr_tf.export import synthesis
+
+    monkeypatch.delenv("USMR_PRESETS_DIR", raising=False)
+    src = shared_data / "us" / "hc18" / "training_set" / "000_HC.png"  # a held-out test image
+    out, preview = tmp_path / "mr.png", tmp_path / "fig.png"
+    assert main(["synthesize", "--preset", "fetal_hc18_cc0", str(src), str(out), "--align-hc18",
+                 "--preview", str(preview), "--quiet"]) == 0
+    us = np.asarray(Image.open(src).convert("L"))
+    mr = np.asarray(Image.open(out))
+    assert mr.shape == us.shape
+    outline = np.asarray(Image.open(annotation_path(src)).convert("L")) > 0
+    head = ndimage.binary_fill_holes(outline)  # HC18 annotations are ellipse outlines
+    transform = _transform(src)
+    rows, cols = np.mgrid[0:us.shape[0], 0:us.shape[1]]
+    assert (mr[~synthesis.head_mask(rows, cols, transform)] == 0).all()
+    assert _iou(mr > 0, head) > 0.8
+    assert mr[head].std() > 10  # MR-like structure inside the head, not a flat fill
+    assert not np.array_equal(mr, us)
+    assert Image.open(preview).size[0] > 300

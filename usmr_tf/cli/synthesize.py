@@ -4,10 +4,14 @@
     usmr synthesize --model saved_models/NAME us.png mr.png
     usmr synthesize --model saved_models/NAME us_dir/ mr_dir/
     usmr synthesize --preset fetal_hc18_cc0 us.png mr.png
+    usmr synthesize --preset fetal_hc18_cc0 --align-hc18 010_HC.png mr.png [--output-frame aligned]
 
 Volumes are synthesized slice by slice along the model's slice axis (``usmr.json``), in
 batches, with a progress bar; the output keeps the input's affine, header geometry and voxel
-grid (float32, [-1, 1], -1 = background). Images give 8-bit PNGs of the input's size. An
+grid (float32, [-1, 1], -1 = background). Images give 8-bit PNGs of the input's size.
+``--align-hc18`` preprocesses HC18 images as the preset was trained (aligned with their
+``*_Annotation.png`` ellipse) and maps the MR back into the input's frame (or, with
+``--output-frame aligned``, writes the aligned ``image_size``-square MR). An
 existing output is kept unless ``--overwrite``; a failure leaves no partial output.
 Outputs are research images, not for diagnosis.
 """
@@ -40,6 +44,13 @@ def register(subparsers):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--preview", default=None,
                         help="write a side-by-side figure (input US | synthesized MR) here")
+    parser.add_argument("--align-hc18", action="store_true",
+                        help="images only: align each image with its HC18 <stem>_Annotation.png "
+                             "ellipse before synthesis (the preset's training preprocessing); "
+                             "folders skip *_Annotation.png files")
+    parser.add_argument("--output-frame", choices=("original", "aligned"), default="original",
+                        help="with --align-hc18: write the MR in the input image's frame "
+                             "(default) or the aligned image_size x image_size frame")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -64,6 +75,21 @@ def _output_name(path):
     return path.stem + ".png"
 
 
+def _is_annotation(path):
+    return pathlib.Path(path).name.split(".")[0].endswith("_Annotation")
+
+
+def _check_aligned_inputs(files):
+    """--align-hc18: images only, each with its annotation (checked before any output)."""
+    from usmr_tf.export.synthesis import require_annotation
+
+    for path in files:
+        if _kind(path) != "image":
+            raise DataError("--align-hc18 applies to HC18 PNG/JPEG images, not NIfTI volumes",
+                            path)
+        require_annotation(path)
+
+
 def _plan(args):
     """[(input, output)] plus the staging info, after checking kinds and existing outputs."""
     src, dst = pathlib.Path(args.input), pathlib.Path(args.output)
@@ -77,7 +103,8 @@ def _plan(args):
         if out is not None and out.exists() and not args.overwrite:
             raise DataError("output already exists (pass --overwrite to replace it)", out)
     if kind == "folder":
-        files = sorted(p for p in src.iterdir() if p.is_file() and _kind(p) in ("nifti", "image"))
+        files = sorted(p for p in src.iterdir() if p.is_file() and _kind(p) in ("nifti", "image")
+                       and not (args.align_hc18 and _is_annotation(p)))
         if not files:
             raise DataError("folder has no .nii/.nii.gz/.png/.jpg/.jpeg file", src)
         names = [_output_name(p) for p in files]
@@ -86,11 +113,15 @@ def _plan(args):
                             src)
         if dst.exists() and not dst.is_dir():
             raise DataError("output for a folder input must be a folder", dst)
+        if args.align_hc18:
+            _check_aligned_inputs(files)
         return kind, files
     expected = NIFTI_SUFFIXES if kind == "nifti" else (".png",)
     if not str(dst).lower().endswith(expected) or dst.is_dir():
         raise DataError(f"output for a {kind} input must be a file ending with "
                         f"{' or '.join(expected)}", dst)
+    if args.align_hc18:
+        _check_aligned_inputs([src])
     return kind, [src]
 
 
@@ -110,6 +141,16 @@ def _synthesize_file(runner, path, out_path, axis, args, preview):
         synthesis.save_nifti_like(synthesis.mr_to_volume(mr, geometry), volume, out_path)
         middle = len(us) // 2
         return (us[middle], mr[middle]) if preview else None
+    if args.align_hc18:
+        us, transform = synthesis.aligned_image_slice(path, runner.image_size)
+        mr = synthesis.predict_batched(runner, us[None], args.batch_size)[0]
+        mr = synthesis.mask_aligned_mr(mr, transform)
+        if args.output_frame == "original":
+            image = synthesis.unalign_mr(mr, transform)  # [h, w], the input's frame
+        else:
+            image = mr[..., 0]
+        synthesis.save_png(synthesis.to_uint8(image), out_path)
+        return (us, mr) if preview else None
     us, fit = synthesis.image_slice(path, runner.image_size)
     mr = synthesis.predict_batched(runner, us[None], args.batch_size)[0]
     synthesis.save_png(synthesis.mr_to_image(mr, fit), out_path)
@@ -119,6 +160,8 @@ def _synthesize_file(runner, path, out_path, axis, args, preview):
 def run(args):
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.output_frame == "aligned" and not args.align_hc18:
+        raise ConfigError("--output-frame aligned needs --align-hc18")
     kind, files = _plan(args)
     from usmr_tf.export import synthesis
     from usmr_tf.export.runtimes import SavedModelRunner
@@ -149,7 +192,9 @@ def run(args):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     if args.preview and shown is not None:
-        synthesis.save_preview(shown[0], shown[1], args.preview, title=pathlib.Path(args.input).name)
+        labels = ("aligned US" if args.align_hc18 else "input US", "synthesized MR")
+        synthesis.save_preview(shown[0], shown[1], args.preview,
+                               title=pathlib.Path(args.input).name, labels=labels)
     print(f"wrote {dst} ({len(files)} input{'s' if len(files) != 1 else ''}; "
           f"model {runner.model_dir.name} v{runner.version}) - research output, not for diagnosis")
     return 0

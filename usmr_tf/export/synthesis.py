@@ -4,7 +4,9 @@ Volumes are cut into slices along the model's slice axis with
 :func:`usmr_tf.data.volume_to_slices` (the training preprocessing), synthesized in batches and
 put back into the input's voxel grid with :func:`usmr_tf.data.slices_to_volume`; the NIfTI
 written keeps the input's affine, orientation codes, spacing and units. 2D PNG/JPEG images
-go through :func:`usmr_tf.data.image_to_slice` and back with :func:`usmr_tf.data.unfit_square`.
+go through :func:`usmr_tf.data.image_to_slice` and back with :func:`usmr_tf.data.unfit_square`;
+with ``--align-hc18`` they go through :func:`usmr_tf.data.hc18.load_hc18` (ellipse alignment,
+the preset's training preprocessing) and back with the inverse affine (:func:`unalign_mr`).
 
 Outputs are research images, not diagnoses: the NIfTI ``descrip`` field and the preview
 figure say so.
@@ -14,6 +16,7 @@ import pathlib
 
 import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
 from usmr_tf.atomic import atomic_path
 from usmr_tf.data import (
@@ -25,10 +28,13 @@ from usmr_tf.data import (
     unfit_square,
     volume_to_slices,
 )
+from usmr_tf.data.hc18 import annotation_path, load_hc18
+from usmr_tf.data.square import BACKGROUND
 from usmr_tf.errors import DataError
 from usmr_tf.export.metadata import RESEARCH_NOTICE
 
 NIFTI_DESCRIP = b"usmr synthesized MR: research output, not for diagnosis"
+HEAD_MARGIN = 0.03  # spatial_normalize's default mask_margin: the aligned US's head mask
 
 
 def predict_batched(runner, slices, batch_size=32, progress=None):
@@ -61,6 +67,69 @@ def image_slice(path, image_size):
     return us, SquareFit.from_dict(transform["fit"])
 
 
+def require_annotation(path):
+    """The HC18 ``<stem>_Annotation.png`` of an image; DataError naming both when missing."""
+    annotation = annotation_path(path)
+    if not annotation.is_file():
+        raise DataError(f"HC18 annotation {annotation.name} is missing (expected {annotation}; "
+                        "needed by --align-hc18)", path)
+    return annotation
+
+
+def aligned_image_slice(path, image_size, head_fraction=0.8):
+    """HC18 image + its ``*_Annotation.png``: ``(aligned us_slice [S, S, 1], transform dict)``.
+
+    The transform maps aligned (row, col) to image (row, col): ``in = matrix @ out + offset``.
+    """
+    require_annotation(path)
+    return load_hc18(path, image_size, align=True, head_fraction=head_fraction)
+
+
+def head_mask(rows, cols, transform, margin=HEAD_MARGIN):
+    """True where image coordinates (``rows``, ``cols``) lie inside the annotated head ellipse
+    of an ``hc18_aligned`` transform, grown by ``margin`` (as ``spatial_normalize`` masks)."""
+    ellipse = transform["ellipse"]
+    (r0, c0), angle = ellipse["center"], ellipse["angle"]
+    x, y = np.asarray(cols) - c0, np.asarray(rows) - r0
+    u = x * np.cos(angle) + y * np.sin(angle)  # along the major axis
+    v = -x * np.sin(angle) + y * np.cos(angle)
+    grow = 1.0 + margin
+    return (u / (ellipse["a"] * grow)) ** 2 + (v / (ellipse["b"] * grow)) ** 2 <= 1.0
+
+
+def mask_aligned_mr(mr_slice, transform):
+    """Aligned ``[S, S, 1]`` MR with everything outside the head set to -1 (background)."""
+    mr = np.array(mr_slice, dtype=np.float32)
+    size = mr.shape[0]
+    grid = np.mgrid[0:size, 0:size].reshape(2, -1).astype(np.float64)
+    rows, cols = np.asarray(transform["matrix"]) @ grid + np.asarray(transform["offset"])[:, None]
+    mr[~head_mask(rows, cols, transform).reshape(size, size)] = BACKGROUND
+    return mr
+
+
+def unalign_mr(mr_slice, transform):
+    """Aligned ``[S, S, 1]`` MR -> float32 ``[h, w]`` in the original image's frame.
+
+    Inverse of the alignment affine (bilinear), -1 outside the head ellipse and the frame.
+    """
+    matrix = np.asarray(transform["matrix"], dtype=np.float64)
+    offset = np.asarray(transform["offset"], dtype=np.float64)
+    inverse = np.linalg.inv(matrix)  # out = inverse @ (in - offset)
+    shape = tuple(int(n) for n in transform["source_shape"][:2])
+    image = ndimage.affine_transform(np.asarray(mr_slice, dtype=np.float64)[..., 0], inverse,
+                                     offset=-inverse @ offset, output_shape=shape, order=1,
+                                     mode="constant", cval=BACKGROUND)
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    image[~head_mask(rows, cols, transform)] = BACKGROUND
+    return np.clip(image, -1.0, 1.0).astype(np.float32)
+
+
+def to_uint8(image):
+    """[-1, 1] -> uint8 grey levels (-1 -> 0, +1 -> 255)."""
+    image = np.asarray(image)
+    return np.round(np.clip((image + 1.0) * 127.5, 0, 255)).astype(np.uint8)
+
+
 def mr_to_volume(mr_slices, geometry):
     """Synthesized slices -> float32 volume in the input's grid, [-1, 1], -1 outside."""
     return slices_to_volume(mr_slices, geometry)
@@ -68,8 +137,7 @@ def mr_to_volume(mr_slices, geometry):
 
 def mr_to_image(mr_slice, fit):
     """``[S, S, 1]`` in [-1, 1] -> uint8 ``[h, w]`` in the input image's size."""
-    image = unfit_square(np.asarray(mr_slice)[None, ..., 0], fit)[0]
-    return np.round(np.clip((image + 1.0) * 127.5, 0, 255)).astype(np.uint8)
+    return to_uint8(unfit_square(np.asarray(mr_slice)[None, ..., 0], fit)[0])
 
 
 def save_nifti_like(data, reference, path):
@@ -103,7 +171,7 @@ def save_png(array, path):
     return pathlib.Path(path)
 
 
-def save_preview(us_image, mr_image, path, title=None):
+def save_preview(us_image, mr_image, path, title=None, labels=("input US", "synthesized MR")):
     """Side-by-side figure (input US | synthesized MR) labelled as research output."""
     import matplotlib
 
@@ -111,7 +179,7 @@ def save_preview(us_image, mr_image, path, title=None):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(8, 4.4))
-    for ax, image, label in zip(axes, (us_image, mr_image), ("input US", "synthesized MR")):
+    for ax, image, label in zip(axes, (us_image, mr_image), labels):
         ax.imshow(np.asarray(image).squeeze(), cmap="gray", vmin=-1, vmax=1)
         ax.set_title(label)
         ax.axis("off")
