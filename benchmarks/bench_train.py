@@ -73,6 +73,12 @@ def bench_model(name, size, batch, steps, warmup):
     flops = count_flops(tf.function(model.train_step).get_concrete_function(spec))
 
     dataset = tf.data.Dataset.from_tensors(data).repeat()
+    # tf.data autotuning off: otherwise the iterator's teardown at the end of each timed `fit`
+    # waits for the autotune thread's doubling sleep (2.56 / 5.11 / 10.23 / 20.47 s), which
+    # was being counted as step time.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    dataset = dataset.with_options(options)
     model.fit(dataset, epochs=1, steps_per_epoch=warmup, verbose=0, shuffle=False)
     t0 = time.perf_counter()
     model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
