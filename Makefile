@@ -4,12 +4,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed-stamp
-SHARED ?= ../shared/data
+# `make demo` runs on the bundled examples/sample_data; `make demo SHARED=../shared/data` on the full data.
+SHARED ?=
 
 .PHONY: venv test test-slow demo bench clean help tfjs-env
 
 help:
-	@echo "make demo   - install into $(VENV) (once) and run the demo on bundled data"
+	@echo "make demo   - install into $(VENV) (once) and run the demo on the bundled sample data"
+	@echo "              (make demo SHARED=../shared/data: on the full public data)"
 	@echo "make test   - install into $(VENV) (once) and run the test suite"
 	@echo "make bench  - run the benchmarks"
 
@@ -28,7 +30,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -ra -m slow
 
 demo: $(STAMP)
-	$(PY) examples/demo.py --data $(SHARED) --out demo_output
+	$(PY) examples/demo.py $(if $(SHARED),--data $(SHARED)) --out demo_output
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py

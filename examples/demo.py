@@ -1,25 +1,32 @@
-"""`make demo`: the main job of usmr-tf on the bundled public data.
+"""`make demo`: the main job of usmr-tf, on the bundled sample set or the full public data.
 
 1. Prepares unpaired US (HC18, spatially normalised with its ellipse annotation) and MR
-   (CC0 fetal MR volumes, axial slices of the trans-thalamic band) from ``--data``
-   (``../shared/data``) into a slice cache, with the same settings and split as the shipped
-   model's training data, so the "test" split was never seen in training.
+   (CC0 / Apache-2.0 fetal MR volumes, axial slices of the trans-thalamic band) into a slice
+   cache. Two kinds of ``--data`` folder:
+   * the bundled sample set ``examples/sample_data`` (the default; it runs on a bare clone):
+     it carries its own recipe ``usmr_sample.yaml`` and none of it was used to train the
+     preset, so every slice is used;
+   * a folder laid out like ``../shared/data`` (``make demo SHARED=../shared/data``):
+     prepared with the shipped model's own recipe and split, and only the "test" split
+     (never seen in training) is used.
 2. Synthesizes MR from held-out HC18 images with the shipped preset ``fetal_hc18_cc0``
    (``usmr_tf.from_preset``) and writes one PNG per image plus a figure:
    raw US | pre-processed US | synthesized MR | a real MR of a similar plane (not in
    correspondence).
 3. Writes a data preview (real US, real MR, paired phantoms).
 
+Quiet: TensorFlow's start-up lines are hidden unless ``--verbose`` (or USMR_VERBOSE=1).
 Everything written is a research image, not a diagnosis.
 """
 
 import argparse
-import os
 import pathlib
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from usmr_tf.cli import quiet
+
+quiet.install(verbose="--verbose" in sys.argv[1:] or None)  # before TensorFlow is imported
 
 import matplotlib  # noqa: E402
 
@@ -32,6 +39,8 @@ from usmr_tf.errors import UsmrError  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA_CONFIG = REPO / "recipes" / "data" / "preset_hc18_cc0.yaml"
+SAMPLE_DATA = REPO / "examples" / "sample_data"
+SAMPLE_RECIPE = "usmr_sample.yaml"  # a --data folder holding this is a sample set
 PRESET = "fetal_hc18_cc0"
 NOTICE = "research images, not for diagnosis"
 
@@ -77,12 +86,14 @@ def synthesis_figure(raw, us, mr, real, path):
 
 
 def synthesize_demo(us, us_meta, mr, out, n=4):
-    """Runs the preset on `n` held-out US slices; returns the figure path."""
+    """Runs the preset on `n` held-out US slices (all when there are at most 6); returns the
+    figure path."""
     from usmr_tf.data import load_image
     from usmr_tf.export.synthesis import save_png
     from usmr_tf.presets import from_preset
 
     model = from_preset(PRESET)
+    n = len(us) if len(us) <= 6 else n
     picks = np.linspace(0, len(us) - 1, n).astype(int)
     synth = model(us[picks])
     for i, image in zip(picks, synth):
@@ -96,35 +107,56 @@ def synthesize_demo(us, us_meta, mr, out, n=4):
     return figure
 
 
+def load_held_out(data, out):
+    """(us, us_meta, mr, cache, reused, what): slices never seen by the preset's training."""
+    data = pathlib.Path(data)
+    if not data.is_dir():
+        raise UsmrError(f"{data}: data folder not found (pass --data DIR: the bundled "
+                        f"{SAMPLE_DATA.relative_to(REPO)} or a folder laid out like "
+                        "../shared/data)")
+    sample = (data / SAMPLE_RECIPE).is_file()
+    recipe = data / SAMPLE_RECIPE if sample else DATA_CONFIG
+    cache, _, reused = prepare_dataset(recipe, out / "data", data_root=data)
+    # The sample set is held out as a whole; a full data folder is split as for training.
+    splits = ("train", "test") if sample else ("test",)
+    parts = {m: [load_prepared(cache, split, modality=m) for split in splits]
+             for m in ("us", "mr")}
+    us = np.concatenate([images for images, _ in parts["us"]])
+    us_meta = [m for _, meta in parts["us"] for m in meta]
+    mr = np.concatenate([images for images, _ in parts["mr"]])
+    what = "bundled sample set" if sample else "test split of the preset's recipe"
+    return us, us_meta, mr, cache, reused, what
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"),
-                        help="folder with the public data (default: ../shared/data)")
+    parser.add_argument("--data", default=str(SAMPLE_DATA),
+                        help="data folder: the bundled sample set (default: "
+                        "examples/sample_data) or one laid out like ../shared/data")
     parser.add_argument("--out", default="demo_output", help="output folder")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up lines (also USMR_VERBOSE=1)")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
-        if not (pathlib.Path(args.data) / "SOURCES.md").exists():
-            raise UsmrError(f"{args.data}: public data folder not found (pass --data DIR)")
-        cache, manifest, reused = prepare_dataset(DATA_CONFIG, out / "data", data_root=args.data)
-        us, us_meta = load_prepared(cache, "test", modality="us")
-        mr, _ = load_prepared(cache, "test", modality="mr")
-        print(f"slice cache {cache} ({'reused' if reused else 'prepared'}): "
+        out.mkdir(parents=True, exist_ok=True)
+        us, us_meta, mr, cache, reused, what = load_held_out(args.data, out)
+        print(f"data {args.data} ({what}); slice cache {cache} "
+              f"({'reused' if reused else 'prepared'}): "
               f"{len(us)} held-out US and {len(mr)} held-out MR slices")
         phantoms = generate_phantoms(8, size=us.shape[1], seed=0)
         preview = out / "data_preview.png"
         data_preview(us, mr, phantoms, preview)
         print(f"wrote {preview}")
-        from usmr_tf.presets import list_presets
+        from usmr_tf.presets import list_presets, presets_dir
 
         if PRESET in list_presets():
             figure = synthesize_demo(us, us_meta, mr, out)
             print(f"wrote {figure} and {out}/*_synth_mr.png (preset {PRESET})")
         else:
-            print(f"preset {PRESET} is not in saved_models/: showing the data only")
-    except UsmrError as exc:
+            print(f"preset {PRESET} is not in {presets_dir()}: showing the data only")
+    except (UsmrError, OSError) as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2
     print(f"demo done in {time.perf_counter() - start:.1f} s; outputs in {out}/ ({NOTICE})")

@@ -4,17 +4,19 @@ Each subcommand module defines ``register(subparsers)`` which adds its parser an
 sets ``func=run`` (a callable taking the parsed ``argparse.Namespace`` and returning
 an exit code). Modules are imported lazily only for the command being run, so
 ``usmr --help`` stays fast.
+
+Quiet by default: TensorFlow's start-up lines (CUDA, oneDNN, absl) are hidden
+(`usmr_tf.cli.quiet`); ``usmr --verbose ...`` (the flag may also follow the command) or
+``USMR_VERBOSE=1`` shows them.
 """
 
 import argparse
 import importlib
 import importlib.util
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from usmr_tf.errors import UsmrError  # noqa: E402
+from usmr_tf.cli import quiet
+from usmr_tf.errors import UsmrError
 
 # name -> (module, one-line help). Keep sorted by workflow order.
 SUBCOMMANDS = {
@@ -42,6 +44,9 @@ def build_parser(load=None):
         prog="usmr",
         description="Fetal US -> MRI-like synthesis (research use only, not for diagnosis).",
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own start-up and log lines (hidden by default; "
+                        f"also ${quiet.VERBOSE_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in _available().items():
         if load == name:
@@ -53,6 +58,10 @@ def build_parser(load=None):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv
+    if verbose:  # accepted before or after the command: `usmr synthesize --verbose ...`
+        argv = ["--verbose"] + [a for a in argv if a != "--verbose"]
+    quiet.install(verbose=True if verbose else None)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(load=command if command in _available() else None)
     args = parser.parse_args(argv)
