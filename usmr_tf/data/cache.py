@@ -4,7 +4,9 @@ Layout::
 
     DIR/manifest.json          format, key (hash of the preparation parameters and input
                                files), params, counts
-    DIR/<modality>/<split>.npy float32 [N, H, W, 1] in [-1, 1]   (modality: us, mr)
+    DIR/<modality>/<split>.npy float32 [N, H, W, 1] in [-1, 1]   (modality: us, mr;
+                               split: train, test, and heldout when a source of the
+                               config has `holdout: true`: a left-out source)
     DIR/<modality>/<split>.json per-slice metadata (list of dicts, same order)
 
 `load_prepared(DIR/us, "train")` (or `load_prepared(DIR, "train", modality="us")`)
@@ -24,7 +26,7 @@ from usmr_tf.errors import DataError
 
 FORMAT = "usmr-tf/prepared-slices/1"
 MANIFEST = "manifest.json"
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "heldout")
 
 
 def params_key(params):
@@ -110,12 +112,16 @@ def load_prepared(path, split="train", modality=None):
     Args:
         path: a modality folder (`DIR/us`, `DIR/mr`) or the dataset folder `DIR`
             together with `modality`.
-        split: "train" or "test".
+        split: "train", "test" or "heldout" (the slices of the sources prepared with
+            `holdout: true`, kept out of train and test for leave-one-source-out scoring).
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r} (expected one of {SPLITS})", path)
     folder = _modality_dir(path, modality)
     npy, meta_path = folder / f"{split}.npy", folder / f"{split}.json"
+    if split == "heldout" and not npy.is_file() and (folder / "train.npy").is_file():
+        raise DataError("no held-out split here (prepared without a `holdout: true` source)",
+                        folder)
     for f in (npy, meta_path):
         if not f.is_file():
             raise DataError("missing from the prepared dataset (run `usmr prepare` again)", f)

@@ -14,9 +14,11 @@ A config (YAML) lists sources per modality::
         mask: "{dir}/mask.nii.gz"  # optional, relative to root; {dir}, {name} of the file
         subject: "GA(\\d+)"        # regex on the path relative to root (group 1)
         # group: name              # subject namespace; sources of the same subjects share it
+        # holdout: true            # all its slices go to the separate split "heldout"
         band: [0.40, 0.56]         # relative slice positions kept (0 = inferior end of the brain)
         fill: 0.72                 # brain's longer in-plane side / frame size
         rotate: 0                  # in-plane degrees (counter-clockwise) or "auto"
+        # foreground: largest      # no mask: largest part of the Otsu foreground only
     us:
       - name: hc18
         kind: hc18
@@ -24,6 +26,10 @@ A config (YAML) lists sources per modality::
 
 Per-source settings default to the top-level ones (see `DEFAULTS`). Subjects are
 split 80/20 per modality (`splits.split_subjects`), so no subject is in both splits.
+Sources with `holdout: true` (leave-one-source-out evaluation) take no part in that
+split: every slice of theirs goes to a third split, `heldout`, written only when some
+source of the modality is held out; a held-out source may not share its `group` with a
+source that is not.
 """
 
 import os
@@ -39,7 +45,7 @@ from usmr_tf.data import cache, hc18
 from usmr_tf.data.images import image_to_slice, is_image, load_image
 from usmr_tf.data.nifti import is_nifti
 from usmr_tf.data.splits import split_items
-from usmr_tf.data.volume import volume_to_slices
+from usmr_tf.data.volume import FOREGROUNDS, volume_to_slices
 from usmr_tf.errors import ConfigError, DataError
 
 MODALITIES = ("us", "mr")
@@ -59,9 +65,11 @@ DEFAULTS = {
     "band": None,
     "fill": None,
     "rotate": 0,
+    "foreground": "otsu",   # without a mask: "otsu" | "largest" (volume.volume_to_slices)
 }
 _GLOBAL_ONLY = ("size", "test_fraction", "seed")
-_SOURCE_KEYS = {"name", "group", "kind", "root", "pattern", "subject", "mask", "limit"} | (
+_SOURCE_KEYS = {"name", "group", "kind", "root", "pattern", "subject", "mask", "limit",
+                "holdout"} | (
     set(DEFAULTS) - set(_GLOBAL_ONLY))
 _DEFAULT_PATTERN = {"nifti": "*.nii*", "hc18": "*HC.png", "images": "*.png"}
 
@@ -122,6 +130,10 @@ def resolve_config(config, data_root=None):
             src["subject"] = source.get("subject")
             src["mask"] = source.get("mask")
             src["limit"] = source.get("limit")
+            src["holdout"] = source.get("holdout", False)
+            if not isinstance(src["holdout"], bool):
+                raise ConfigError(f"{modality}[{i}] ({src['name']}): holdout must be true or "
+                                  f"false, got {src['holdout']!r}")
             _check_plane_options(src, f"{modality}[{i}] ({src['name']})")
             if src["subject"] is not None:
                 try:
@@ -129,8 +141,21 @@ def resolve_config(config, data_root=None):
                 except re.error as exc:
                     raise ConfigError(f"{modality}[{i}]: bad subject regex: {exc}") from None
             resolved.append(src)
+        _check_holdout(resolved, modality)
         out[modality] = resolved
     return out
+
+
+def _check_holdout(sources, modality):
+    """ConfigError when held-out sources share a group with training sources, or when
+    every source of a modality is held out (nothing left to train on)."""
+    held = {s["group"] for s in sources if s["holdout"]}
+    kept = {s["group"] for s in sources if not s["holdout"]}
+    if held & kept:
+        raise ConfigError(f"{modality}: group(s) {sorted(held & kept)} hold both held-out and "
+                          "training sources; hold out every source of a group or none")
+    if sources and not kept:
+        raise ConfigError(f"{modality}: every source has holdout: true; nothing left to train on")
 
 
 def _check_plane_options(src, where):
@@ -147,6 +172,9 @@ def _check_plane_options(src, where):
     if fill is not None and (isinstance(fill, bool) or not isinstance(fill, (int, float))
                              or not 0 < fill <= 1):
         raise ConfigError(f"{where}: fill must be a number in (0, 1], got {fill!r}")
+    if src["foreground"] not in FOREGROUNDS:
+        raise ConfigError(f"{where}: foreground must be one of {FOREGROUNDS}, got "
+                          f"{src['foreground']!r}")
     rotate = src["rotate"]
     if rotate != "auto" and (isinstance(rotate, bool) or not isinstance(rotate, (int, float))):
         raise ConfigError(f"{where}: rotate must be degrees or 'auto', got {rotate!r}")
@@ -203,7 +231,8 @@ def _slices_of(path, subject, mask, source, size, modality):
         slices, geometry = volume_to_slices(
             path, source["axis"], size, mask=mask, spacing=source["spacing"],
             min_foreground=source["min_foreground"], margin=source["margin"], percentiles=pct,
-            band=source["band"], fill=source["fill"], rotate=source["rotate"])
+            band=source["band"], fill=source["fill"], rotate=source["rotate"],
+            foreground=source["foreground"])
         if len(slices) == 0:
             raise DataError("no slice has enough foreground", path)
         geo = geometry.to_dict()
@@ -241,28 +270,42 @@ def dataset_key(config, files):
 
 
 def prepare_arrays(config, files=None, log=None):
-    """Reads and splits every source: {modality: {split: (images, meta)}}."""
+    """Reads and splits every source: {modality: {split: (images, meta)}}.
+
+    Splits are "train" and "test" (by subject, `config["test_fraction"]`), plus
+    "heldout" holding every slice of the `holdout: true` sources when there are any.
+    """
     files = input_files(config) if files is None else files
     size = config["size"]
     parts = {}
     for modality, items in files.items():
-        chunks, meta = [], []
+        chunks, meta, held = [], [], []
         for source, path, subject, mask in items:
             slices, slice_meta = _slices_of(path, subject, mask, source, size, modality)
             chunks.append(slices)
             meta.extend(slice_meta)
+            held.extend([bool(source.get("holdout"))] * len(slice_meta))
         images = np.concatenate(chunks, axis=0)
-        train, test = split_items([m["subject"] for m in meta], config["test_fraction"],
+        held = np.asarray(held, dtype=bool)
+        pool = np.flatnonzero(~held)
+        train, test = split_items([meta[i]["subject"] for i in pool], config["test_fraction"],
                                   config["seed"])
-        parts[modality] = {
-            "train": (images[train], [meta[i] for i in train]),
-            "test": (images[test], [meta[i] for i in test]),
-        }
+        splits = {"train": pool[train], "test": pool[test]}
+        if held.any():
+            splits["heldout"] = np.flatnonzero(held)
+        parts[modality] = {name: (images[idx], [meta[i] for i in idx])
+                           for name, idx in splits.items()}
         if log:
-            subjects = {s: len({meta[i]["subject"] for i in idx})
-                        for s, idx in (("train", train), ("test", test))}
-            log(f"{modality}: {len(items)} files -> {len(train)} train / {len(test)} test "
-                f"slices ({subjects['train']} / {subjects['test']} subjects)")
+            counts = " / ".join(f"{len(idx)} {name}" for name, idx in splits.items())
+            subjects = " / ".join(str(len({meta[i]["subject"] for i in idx}))
+                                  for idx in splits.values())
+            log(f"{modality}: {len(items)} files -> {counts} slices ({subjects} subjects)")
+            if len({m["dataset"] for m in meta}) > 1:
+                for name in dict.fromkeys(m["dataset"] for m in meta):
+                    per = " / ".join(
+                        f"{sum(meta[i]['dataset'] == name for i in idx)} {split}"
+                        for split, idx in splits.items())
+                    log(f"  {name}: {per}")
     return parts
 
 

@@ -3,7 +3,9 @@
 `volume_to_slices` does, in order:
 
 1. reorient to canonical RAS (axis permutation/flip only: exact, no interpolation);
-2. find the foreground (the given brain mask, else Otsu's threshold); optionally rotate
+2. find the foreground (the given brain mask, else Otsu's threshold - with
+   `foreground="largest"` only its largest connected part after a one-voxel opening,
+   and the rest set to background); optionally rotate
    the volume about the slicing axis (`rotate`: degrees, or "auto" to turn the brain's
    longer in-plane principal axis horizontal); crop to the foreground's bounding box plus
    a margin;
@@ -34,6 +36,8 @@ from usmr_tf.data.intensity import DEFAULT_PERCENTILES, foreground_mask, normali
 from usmr_tf.data.nifti import Volume, load_mask, load_volume
 from usmr_tf.data.square import BACKGROUND, SquareFit
 from usmr_tf.errors import DataError
+
+FOREGROUNDS = ("otsu", "largest")
 
 _RAS = nib.orientations.axcodes2ornt("RAS")
 
@@ -132,6 +136,17 @@ def _rotate_in_plane(block, degrees, pixel_size, *, inverse=False, shape=None, o
     out_shape = (block.shape[0],) + tuple(int(v) for v in out_shape)
     return ndimage.affine_transform(block, full, offset=offset, output_shape=out_shape,
                                     order=order, mode="constant", cval=cval)
+
+
+def largest_part(fg, opening=1):
+    """The largest (6-)connected part of `fg` after `opening` iterations of a binary
+    opening (`fg` itself when the opening leaves nothing)."""
+    opened = ndimage.binary_opening(fg, iterations=opening) if opening else fg
+    labels, n = ndimage.label(opened)
+    if n == 0:
+        return fg
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == int(np.argmax(sizes)) + 1
 
 
 def _band_keep(fg_area, band):
@@ -253,7 +268,7 @@ class SliceGeometry:
 
 def volume_to_slices(volume, axis=2, size=128, *, mask=None, spacing=None, min_foreground=0.25,
                      margin=0.05, percentiles=DEFAULT_PERCENTILES, order=1, band=None, fill=None,
-                     rotate=0.0):
+                     rotate=0.0, foreground="otsu"):
     """Cuts a volume into normalised square slices.
 
     Args:
@@ -279,6 +294,11 @@ def volume_to_slices(volume, axis=2, size=128, *, mask=None, spacing=None, min_f
             or "auto": turn the foreground's longer in-plane principal axis horizontal
             (e.g. the occipito-frontal axis of a tilted fetal head). Costs one more
             interpolation; 0 (default) leaves the grid untouched.
+        foreground: without `mask`: "otsu" (default) - every voxel above Otsu's
+            threshold; "largest" - of those, the largest connected part after a binary
+            opening (one voxel), which drops detached non-brain remnants (e.g. scalp
+            around a template brain); voxels outside it become -1 as with a mask.
+            Ignored when `mask` is given.
 
     Returns:
         (slices float32 `[N, size, size, 1]` in [-1, 1], `SliceGeometry`).
@@ -296,6 +316,8 @@ def volume_to_slices(volume, axis=2, size=128, *, mask=None, spacing=None, min_f
             raise DataError(f"mask shape {mask.shape} does not match volume shape {volume.shape}",
                             volume.path)
 
+    if foreground not in FOREGROUNDS:
+        raise ValueError(f"foreground must be one of {FOREGROUNDS}, got {foreground!r}")
     band = _check_band(band)
     if fill is not None and not 0.0 < float(fill) <= 1.0:
         raise ValueError(f"fill must be in (0, 1], got {fill!r}")
@@ -304,6 +326,9 @@ def volume_to_slices(volume, axis=2, size=128, *, mask=None, spacing=None, min_f
     fg = foreground_mask(data, None if mask is None else _reorient_like(mask, volume.affine))
     if not fg.any():
         raise DataError("no foreground found in the volume", volume.path)
+    if mask is None and foreground == "largest":
+        fg = largest_part(fg)
+        given_mask = True  # background outside the kept part, as with a mask
     ras_spacing = np.linalg.norm(ras_affine[:3, :3], axis=0)
     in_plane = [a for a in range(3) if a != axis]
 
