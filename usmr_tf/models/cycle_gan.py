@@ -6,10 +6,25 @@ D_MR (`appearance_discriminator`) and D_US (`back_appearance_discriminator`). Te
 `loss_cycle` = |F(G(us)) - us|_1 + |G(F(mr)) - mr|_1 (weight `lambda_rec` = 10) and, with
 `use_identity`, `loss_identity` = |G(mr) - mr|_1 + |F(us) - us|_1 (weight
 `identity_weight * lambda_rec`, 0.5 * 10 as in the CycleGAN paper).
+
+Options beyond the Table 1 baseline (defaults keep it as it was):
+
+- `generator="resnet9"` (or `"resnet6"`): the CycleGAN paper's `ResnetGenerator` (c7s1-f, d2f,
+  d4f, 9 (6) residual blocks, u2f, uf, c7s1-1 tanh; `base_filters` = ngf, `depth` = number of
+  stride-2 downsamplings, 2 in the paper) instead of the U-Net;
+- `discriminator="patchgan70"`: the peer's 3-layer 70x70 PatchGAN (`PatchGAN70`, `disc_filters`
+  = ndf) instead of `PatchDiscriminator`;
+- `pool_size=50`: each discriminator's fake half is drawn from an `ImagePool` history of
+  generated images (the generator terms still use the current fakes).
+
+`recipes/cyclegan_resnet9.yaml` sets all three plus the identity term: the configuration of
+junyanz/pytorch-CycleGAN-and-pix2pix's CycleGAN.
 """
 
 import keras
 
+from usmr_tf.layers.image_pool import ImagePool
+from usmr_tf.layers.resnet_blocks import PatchGAN70
 from usmr_tf.layers.seeding import sub_seed
 from usmr_tf.models.base import SynthesisModel
 from usmr_tf.models.gan_losses import (
@@ -18,6 +33,10 @@ from usmr_tf.models.gan_losses import (
     l1_per_example,
 )
 from usmr_tf.models.generators import UNetGenerator
+from usmr_tf.models.resnet_generator import ResnetGenerator
+
+GENERATORS = ("unet", "resnet9", "resnet6")
+DISCRIMINATORS = ("patch", "patchgan70")
 
 
 @keras.saving.register_keras_serializable(package="usmr_tf")
@@ -33,8 +52,19 @@ class CycleGAN(SynthesisModel):
         use_identity=False,
         identity_weight=0.5,
         gan_loss="lsgan",
+        generator="unet",
+        discriminator="patch",
+        pool_size=0,
         **kwargs,
     ):
+        if generator not in GENERATORS:
+            raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
+        if discriminator not in DISCRIMINATORS:
+            raise ValueError(
+                f"discriminator must be one of {DISCRIMINATORS}, got {discriminator!r}"
+            )
+        if int(pool_size) < 0:
+            raise ValueError(f"pool_size must be >= 0, got {pool_size}")
         super().__init__(
             image_size=image_size,
             base_filters=base_filters,
@@ -45,20 +75,45 @@ class CycleGAN(SynthesisModel):
         )
         self.use_identity = bool(use_identity)
         self.identity_weight = float(identity_weight)
-        args = (self.image_size, self.base_filters, self.depth)
-        self.generator = UNetGenerator(*args, seed=sub_seed(self.seed, "G"), name="generator")
-        self.back_generator = UNetGenerator(
-            *args, seed=sub_seed(self.seed, "F"), name="back_generator"
-        )
-        self.appearance_discriminator = self._patch_discriminator("appearance_discriminator")
-        self.back_appearance_discriminator = self._patch_discriminator(
+        self.generator_type = generator
+        self.discriminator_type = discriminator
+        self.pool_size = int(pool_size)
+        self.generator = self._make_generator("G", "generator")
+        self.back_generator = self._make_generator("F", "back_generator")
+        self.appearance_discriminator = self._make_discriminator("appearance_discriminator")
+        self.back_appearance_discriminator = self._make_discriminator(
             "back_appearance_discriminator"
         )
+        if self.pool_size:
+            self.fake_mr_pool = ImagePool(self.pool_size, seed=sub_seed(self.seed, "pool_mr"),
+                                          name="fake_mr_pool")
+            self.fake_us_pool = ImagePool(self.pool_size, seed=sub_seed(self.seed, "pool_us"),
+                                          name="fake_us_pool")
         self._finish_init()
+
+    def _make_generator(self, key, name):
+        seed = sub_seed(self.seed, key)
+        if self.generator_type == "unet":
+            return UNetGenerator(
+                self.image_size, self.base_filters, self.depth, seed=seed, name=name
+            )
+        blocks = int(self.generator_type[len("resnet"):])
+        return ResnetGenerator(
+            self.image_size, self.base_filters, num_blocks=blocks,
+            num_downsampling=self.depth, seed=seed, name=name,
+        )
+
+    def _make_discriminator(self, name):
+        if self.discriminator_type == "patch":
+            return self._patch_discriminator(name)
+        return PatchGAN70(self.disc_filters, seed=sub_seed(self.seed, name), name=name)
 
     def _build_components(self, input_shape):
         self.appearance_discriminator.build(input_shape)
         self.back_appearance_discriminator.build(input_shape)
+        if self.pool_size:
+            self.fake_mr_pool.build(input_shape)
+            self.fake_us_pool.build(input_shape)
 
     @property
     def discriminators(self):
@@ -93,6 +148,14 @@ class CycleGAN(SynthesisModel):
                     l1_per_example(self.back_generator(us, training=training), us),
                 ],
             )
+        if self.pool_size and training:
+            # The discriminators' fake halves come from the histories (no gradient to G).
+            fake_m = self.appearance_discriminator(
+                self.fake_mr_pool(synth_mr, training=training), training=training
+            )
+            fake_u = self.back_appearance_discriminator(
+                self.fake_us_pool(fake_us, training=training), training=training
+            )
         d = {
             "d_app": (1.0, list(discriminator_adversarial_loss(real_m, fake_m, form))),
             "d_app_back": (1.0, list(discriminator_adversarial_loss(real_u, fake_u, form))),
@@ -105,5 +168,11 @@ class CycleGAN(SynthesisModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(use_identity=self.use_identity, identity_weight=self.identity_weight)
+        config.update(
+            use_identity=self.use_identity,
+            identity_weight=self.identity_weight,
+            generator=self.generator_type,
+            discriminator=self.discriminator_type,
+            pool_size=self.pool_size,
+        )
         return config
