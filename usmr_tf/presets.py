@@ -1,9 +1,15 @@
 """Pretrained models by name (KerasHub-style): ``usmr_tf.from_preset("fetal_hc18_cc0")``.
 
 A preset is an exported model folder ``saved_models/<name>/`` (TF Serving layout: numbered
-version folders, ``usmr.json``, ``MODEL_CARD.md``). The presets folder is the repository's
-``saved_models/``, or ``$USMR_PRESETS_DIR`` when set. Outputs are research images, not for
-diagnosis.
+version folders, ``usmr.json``, ``MODEL_CARD.md``). The presets folder (`presets_dir`) is,
+first found:
+
+1. ``$USMR_PRESETS_DIR`` when set;
+2. the repository's ``saved_models/`` (a source checkout or an editable install);
+3. ``usmr_tf/_presets/`` inside the installed package: ``pip install .`` copies
+   ``saved_models/`` there at build time (``setup.py``), so presets work from any folder.
+
+Outputs are research images, not for diagnosis.
 """
 
 import os
@@ -12,10 +18,20 @@ import pathlib
 from usmr_tf.errors import ConfigError
 
 REPO_PRESETS = pathlib.Path(__file__).resolve().parents[1] / "saved_models"
+PACKAGED_PRESETS = pathlib.Path(__file__).resolve().parent / "_presets"
 
 
 def presets_dir():
-    return pathlib.Path(os.environ.get("USMR_PRESETS_DIR", REPO_PRESETS))
+    """The folder presets are read from (see the module docstring for the order)."""
+    if os.environ.get("USMR_PRESETS_DIR"):
+        return pathlib.Path(os.environ["USMR_PRESETS_DIR"])
+    # A checkout's saved_models/ sits beside the package's setup.cfg; a bare site-packages/
+    # never has one, but check the marker so an unrelated folder of that name is not taken.
+    if REPO_PRESETS.is_dir() and (REPO_PRESETS.parent / "setup.cfg").is_file():
+        return REPO_PRESETS
+    if PACKAGED_PRESETS.is_dir():
+        return PACKAGED_PRESETS
+    return REPO_PRESETS
 
 
 def list_presets():

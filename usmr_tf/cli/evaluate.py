@@ -2,6 +2,7 @@
 
     usmr evaluate --model saved_models/ours --us us.npy --mr real_mr/ [--paired-mr mr.npy]
                   [--json out.json]
+    usmr evaluate --preset fetal_hc18_cc0 --us prepared/ --mr prepared/ [--quiet]
 
 Prints a table (deformation score, SWD, structure score; MAE/PSNR/SSIM with --paired-mr)
 and writes the numbers plus per-image values as JSON. Research output, not for diagnosis.
@@ -10,6 +11,8 @@ and writes the numbers plus per-image values as JSON. Research output, not for d
 import json
 import pathlib
 import sys
+
+from usmr_tf.cli.common import add_model_args, add_quiet_arg, model_path, progress
 
 RESEARCH_NOTICE = "Research output, not for diagnosis."
 
@@ -20,8 +23,8 @@ def register(subparsers):
         help="score synthesized MR (deformation, SWD, structure)",
         description=__doc__.split("\n\n")[0] + " " + RESEARCH_NOTICE,
     )
-    parser.add_argument("--model", required=True,
-                        help="exported model: saved_models/<name> or saved_models/<name>/<version>")
+    add_model_args(parser)
+    parser.add_argument("--version", type=int, default=None, help="model version (default latest)")
     parser.add_argument("--us", required=True,
                         help="input US: .npy [N,H,W(,1)] in [-1,1] or uint8, PNG/JPEG file or "
                              "folder, a `usmr prepare` dataset folder, or a NIfTI volume")
@@ -42,16 +45,21 @@ def register(subparsers):
                         help="working resolution of the FFD registration (px)")
     parser.add_argument("--no-deformation", action="store_true",
                         help="skip the (slowest) registration-based score")
+    add_quiet_arg(parser)
     parser.set_defaults(func=run)
     return parser
 
 
-def _synthesize(runner, us, batch_size):
+def _synthesize(runner, us, batch_size, quiet=False):
     import numpy as np
 
     from usmr_tf.errors import DataError
 
-    out = [runner(us[i:i + batch_size]) for i in range(0, len(us), batch_size)]
+    out = []
+    with progress(len(us), "synthesize", "image", quiet) as bar:
+        for i in range(0, len(us), batch_size):
+            out.append(runner(us[i:i + batch_size]))
+            bar.update(len(out[-1]))
     synth = np.concatenate(out).astype(np.float32)
     if synth.shape != us.shape:
         raise DataError(f"model returned shape {synth.shape}, expected {us.shape}", runner.path)
@@ -74,23 +82,27 @@ def run(args):
         raise ConfigError("--registration-size must be in [32, 256]")
     if args.json and not pathlib.Path(args.json).parent.resolve().is_dir():
         raise ConfigError(f"{args.json}: folder does not exist")
-    runner = SavedModelRunner(args.model)
+    runner = SavedModelRunner(model_path(args), version=args.version)
     size = runner.image_size
     limit = args.max_images or None
     us = load_image_set(args.us, size, limit=limit, modality="us", split=args.split)
     real_mr = load_image_set(args.mr, size, modality="mr", split=args.split)
     paired = (load_image_set(args.paired_mr, size, limit=limit, split=args.split)
               if args.paired_mr else None)
-    synth = _synthesize(runner, us, args.batch_size)
-    result = evaluation.evaluate_synthesis(
-        us, synth, real_mr, paired_mr=paired, with_deformation=not args.no_deformation,
-        top_k=args.top_k, registration=RegistrationConfig(size=args.registration_size))
+    synth = _synthesize(runner, us, args.batch_size, args.quiet)
+    total = 0 if args.no_deformation else len(us)
+    with progress(total, "deformation score", "image", args.quiet or not total) as bar:
+        result = evaluation.evaluate_synthesis(
+            us, synth, real_mr, paired_mr=paired, with_deformation=not args.no_deformation,
+            top_k=args.top_k, registration=RegistrationConfig(size=args.registration_size),
+            progress=bar.update)
     print(f"model {runner.path} (image size {size}); {len(us)} US, {len(real_mr)} real MR")
     print(evaluation.format_table(result["metrics"]))
     print(RESEARCH_NOTICE)
     if args.json:
         report = {
             "model": str(runner.path),
+            "preset": args.preset,
             "version": runner.version,
             "image_size": size,
             "inputs": {"us": str(args.us), "mr": str(args.mr), "paired_mr": args.paired_mr},

@@ -37,6 +37,7 @@ _NOISE = re.compile(
     r"^(?:WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IWE]\d{4} [\d:. ]+\d+ (?:" + "|".join(re.escape(f) for f in _NOISE_FILES) + r"):\d+\]"
     r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate"
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
     r")")
 
 
@@ -75,6 +76,16 @@ class _Capture:
             sys.stderr.write(text)
             sys.stderr.flush()
         return False
+
+
+def filtered_stderr():
+    """A context manager hiding the start-up lines written to fd 2 inside it (e.g. when a
+    TFLite interpreter is created); does nothing in verbose mode."""
+    if verbose_requested():
+        import contextlib
+
+        return contextlib.nullcontext()
+    return _Capture()
 
 
 class _QuietLoader(importlib.abc.Loader):

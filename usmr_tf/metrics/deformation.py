@@ -239,11 +239,13 @@ def match_plane(synth, candidates, top_k=3, size=DEFAULT_SIZE):
     return int(best[pick]), float(scores[pick])
 
 
-def deformation_scores(synth, real_candidates, top_k=3, config=RegistrationConfig()):
+def deformation_scores(synth, real_candidates, top_k=3, config=RegistrationConfig(),
+                       progress=None):
     """Per-slice scores of `synth [N, H, W(, 1)]` against plane-matched `real_candidates`.
 
     Returns a dict with `scores` `[N]`, `matched` `[N]` candidate indices, `nmi` `[N]` after
-    registration (see `register_pair`), `mean`, `std`.
+    registration (see `register_pair`), `mean`, `std`. `progress(1)` is called after each
+    slice when given (e.g. a tqdm bar's `update`).
     """
     synth = as_image_batch(synth, "synth")
     real = as_image_batch(real_candidates, "real")
@@ -254,6 +256,8 @@ def deformation_scores(synth, real_candidates, top_k=3, config=RegistrationConfi
         matched.append(index)
         scores.append(result["score"])
         nmi.append(result["nmi"])
+        if progress is not None:
+            progress(1)
     scores = np.array(scores)
     return {
         "scores": scores,

@@ -23,8 +23,11 @@ METRIC_INFO = {
 
 
 def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True, top_k=3,
-                       registration=deformation.RegistrationConfig(), swd_seed=0):
+                       registration=deformation.RegistrationConfig(), swd_seed=0,
+                       progress=None):
     """Returns `{"metrics": {name: value}, "per_image": {...}}` for one synthesized set.
+
+    `progress(1)` (optional) is called after each image's deformation score, the slow part.
 
     `us`, `synth`: `[N, H, W, 1]` (pairs); `real_mr`: `[M, H, W, 1]` unpaired real MR (the SWD
     reference and the plane-matching candidates); `paired_mr`: optional ground truth `[N, ...]`.
@@ -36,7 +39,8 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
         raise DataError(f"{synth.shape[0]} synthesized images for {us.shape[0]} US images", "us")
     metrics, per_image = {}, {}
     if with_deformation:
-        result = deformation.deformation_scores(synth, real_mr, top_k=top_k, config=registration)
+        result = deformation.deformation_scores(synth, real_mr, top_k=top_k, config=registration,
+                                                progress=progress)
         metrics["deformation"] = result["mean"]
         metrics["deformation_std"] = result["std"]
         per_image["deformation"] = result["scores"].tolist()
