@@ -45,8 +45,19 @@ def as_images(source, *, name="images", split="train", modality=None):
     return np.clip(images, -1.0, 1.0)
 
 
+def _options(value, name):
+    """{} for True, a copy of a non-empty dict of options, None for False/None/{}."""
+    if not value:
+        return None
+    if value is True:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    raise ValueError(f"{name} must be true, false or a mapping of options, got {value!r}")
+
+
 def _side(images, batch_size, *, seed, aug_key, shuffle, repeat, drop_remainder, augment,
-          jitter_channels=1):
+          jitter_channels=1, augment_mr=None):
     n = int(images.shape[0])
     table = tf.convert_to_tensor(images)
     ds = tf.data.Dataset.range(n)
@@ -56,20 +67,25 @@ def _side(images, batch_size, *, seed, aug_key, shuffle, repeat, drop_remainder,
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     ds = ds.map(lambda idx: tf.gather(table, idx), num_parallel_calls=tf.data.AUTOTUNE)
-    if augment:
-        options = {} if augment is True else dict(augment)
+    options = _options(augment, "augment")
+    if options is not None or augment_mr is not None:
 
         def apply(step, batch):
             step_seed = tf.stack([tf.constant(seed * 2 + aug_key, tf.int64), step])
-            return augment_lib.augment_batch(batch, step_seed, jitter_channels=jitter_channels,
-                                             **options)
+            if options is not None:
+                batch = augment_lib.augment_batch(batch, step_seed,
+                                                  jitter_channels=jitter_channels, **options)
+            if augment_mr is not None:  # its own stream of draws (fold-in of the step seed)
+                batch = augment_lib.augment_mr(
+                    batch, tf.random.experimental.stateless_fold_in(step_seed, 1), **augment_mr)
+            return batch
 
         ds = ds.enumerate().map(apply, num_parallel_calls=tf.data.AUTOTUNE)
     return ds
 
 
 def unpaired_dataset(us, mr, batch_size, *, seed=0, augment=False, paired_mr=None, shuffle=True,
-                     repeat=True, drop_remainder=True, split="train"):
+                     repeat=True, drop_remainder=True, split="train", augment_mr=False):
     """Unpaired `(us_batch, mr_batch)` batches (plus `paired_batch` when `paired_mr` is given).
 
     Args:
@@ -88,6 +104,10 @@ def unpaired_dataset(us, mr, batch_size, *, seed=0, augment=False, paired_mr=Non
             always cycles (it is an unpaired reference, usually the smaller side).
         drop_remainder: keep the batch dimension static (needed by most strategies).
         split: which split to read from prepared-dataset folders.
+        augment_mr: False, True (defaults) or a dict of `augment.augment_mr` options: an
+            extra MR-only augmentation of the `mr` side (bias field, contrast/gamma, noise,
+            zoom/stretch/shift), after `augment`; stateless like it (same seed -> same
+            batches). The `us` and `paired_mr` sides are untouched.
 
     Returns:
         A `tf.data.Dataset` of float32 `[B, H, W, 1]` tuples in [-1, 1], prefetched.
@@ -110,7 +130,8 @@ def unpaired_dataset(us, mr, batch_size, *, seed=0, augment=False, paired_mr=Non
     common = dict(batch_size=batch_size, shuffle=shuffle, drop_remainder=drop_remainder,
                   augment=augment)
     us_ds = _side(channels, seed=seed, aug_key=0, repeat=repeat, **common)
-    mr_ds = _side(mr, seed=seed + 1, aug_key=1, repeat=True, **common)
+    mr_ds = _side(mr, seed=seed + 1, aug_key=1, repeat=True,
+                  augment_mr=_options(augment_mr, "augment_mr"), **common)
     ds = tf.data.Dataset.zip((us_ds, mr_ds))
     if paired_mr is not None:
         ds = ds.map(lambda u, m: (u[..., :1], m, u[..., 1:]))

@@ -144,3 +144,68 @@ def test_fit_under_two_replica_mirrored_strategy():
     loss = history.history["loss"][0]
     assert np.isfinite(loss)
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
+
+
+# --- MR-only augmentation (issue 11) ---------------------------------------------------
+
+
+def _heads(n, size=32, seed=0):
+    """Ellipse 'heads' with a gradient inside, background -1."""
+    rng = np.random.default_rng(seed)
+    r, c = np.mgrid[:size, :size] / (size - 1) * 2 - 1
+    out = np.full((n, size, size, 1), -1.0, np.float32)
+    for i in range(n):
+        inside = (r / 0.6) ** 2 + (c / 0.8) ** 2 <= 1
+        out[i, ..., 0][inside] = np.clip(0.5 * c[inside] + rng.uniform(-0.3, 0.3), -0.9, 1)
+    return out
+
+
+def test_augment_mr_shape_range_determinism_and_change():
+    x = _heads(6)
+    seed = tf.constant([3, 4], tf.int64)
+    a = augment.augment_mr(x, seed).numpy()
+    b = augment.augment_mr(x, seed).numpy()
+    c = augment.augment_mr(x, tf.constant([3, 5], tf.int64)).numpy()
+    assert a.shape == x.shape and a.dtype == np.float32
+    assert a.min() >= -1 and a.max() <= 1
+    assert np.array_equal(a, b)  # stateless
+    assert not np.allclose(a, c)  # another seed, other images
+    assert np.abs(a - x).mean() > 0.02  # it changes the images ...
+    per_image = np.abs(a - x).mean(axis=(1, 2, 3))
+    assert (per_image > 0.005).all()  # ... every one of them
+    corner = a[:, :2, :2, 0]
+    assert np.all(corner == -1)  # background stays -1 far from the head
+
+
+def test_augment_mr_each_part_alone():
+    x = _heads(4)
+    seed = tf.constant([1, 2], tf.int64)
+    off = dict(bias=0, intensity=0, noise=0, scale=0, aspect=0, shift=0)
+    assert np.allclose(augment.augment_mr(x, seed, **off).numpy(), x, atol=1e-6)
+    head = x > -1
+    for key, value in [("bias", 0.3), ("intensity", 0.15), ("noise", 0.02)]:
+        y = augment.augment_mr(x, seed, **dict(off, **{key: value})).numpy()
+        assert not np.allclose(y[head], x[head], atol=1e-3), key  # intensities change
+        assert np.array_equal(y[~head], x[~head]), key  # geometry and background do not
+    for key, value in [("scale", 0.1), ("aspect", 0.08), ("shift", 0.04)]:
+        y = augment.augment_mr(x, seed, **dict(off, **{key: value})).numpy()
+        assert not np.array_equal(y > -1, head), key  # the head's outline moves
+    with pytest.raises(ValueError, match="unknown MR augmentation"):
+        augment.augment_mr(x, seed, blur=1)
+
+
+def test_unpaired_dataset_augments_only_the_mr_side():
+    us, mr = _images(16), _heads(5, size=16, seed=1)
+    plain = _take(unpaired_dataset(us, mr, 4, seed=3), 4)
+    extra = _take(unpaired_dataset(us, mr, 4, seed=3, augment_mr=True), 4)
+    again = _take(unpaired_dataset(us, mr, 4, seed=3, augment_mr=True), 4)
+    assert all(np.array_equal(p[0], e[0]) for p, e in zip(plain, extra))  # US untouched
+    assert not all(np.array_equal(p[1], e[1]) for p, e in zip(plain, extra))
+    assert all(np.array_equal(x, y) for p, q in zip(extra, again) for x, y in zip(p, q))
+    assert all(e[1].min() >= -1 and e[1].max() <= 1 for e in extra)
+    # with the shared augmentation as well, and options passed through
+    both = _take(unpaired_dataset(us, mr, 4, seed=3, augment=True,
+                                  augment_mr={"bias": 0.5, "noise": 0}), 3)
+    assert all(b[1].shape == (4, 16, 16, 1) for b in both)
+    with pytest.raises(ValueError, match="augment_mr"):
+        unpaired_dataset(us, mr, 4, augment_mr="yes")

@@ -267,3 +267,91 @@ def test_crl_recipe_lists_only_the_crl_atlas(shared_data, repo_root):
     assert names == [f"STA{ga}.nii.gz" for ga in range(21, 26)]
     assert all(mask.exists() for _, _, _, mask in files["mr"])
     assert config["mr"][0]["band"] and config["mr"][0]["fill"] == 0.72
+
+
+# --- leave-one-source-out (issue 11): holdout ------------------------------------------
+
+
+def _holdout_config(root):
+    config = _config(root)
+    config["mr"] = [
+        {"name": "vols", "kind": "nifti", "root": "mr", "pattern": "s[1-3]*.nii.gz",
+         "subject": r"(s\d+)"},
+        {"name": "left_out", "kind": "nifti", "root": "mr", "pattern": "s4.nii.gz",
+         "subject": r"(s\d+)", "holdout": True},
+    ]
+    return config
+
+
+def test_holdout_source_goes_only_to_the_heldout_split(tmp_path, source):
+    logged = []
+    out, manifest, _ = prepare_dataset(_holdout_config(source), tmp_path / "ds",
+                                       log=logged.append)
+    counts = manifest["counts"]
+    assert set(counts["mr"]) == {"train", "test", "heldout"} and counts["mr"]["heldout"] > 0
+    assert set(counts["us"]) == {"train", "test"}  # no held-out US source: no such split
+    meta = {s: cache.load_prepared(out, s, modality="mr")[1] for s in counts["mr"]}
+    assert {m["dataset"] for m in meta["heldout"]} == {"left_out"}
+    assert {m["subject"] for m in meta["heldout"]} == {"left_out/s4"}
+    assert {m["dataset"] for m in meta["train"] + meta["test"]} == {"vols"}
+    # the other source keeps its subject split: 3 subjects (s1 twice) -> 1 test subject
+    assert len({m["subject"] for m in meta["test"]}) == 1
+    assert not {m["subject"] for m in meta["train"]} & {m["subject"] for m in meta["test"]}
+    images, _ = cache.load_prepared(out / "mr", "heldout")
+    assert images.shape == (counts["mr"]["heldout"], SIZE, SIZE, 1)
+    assert any("heldout" in line for line in logged if line.startswith("mr:"))
+    assert any(line.strip().startswith("left_out: 0 train / 0 test /") for line in logged)
+    # The same subjects as without the held-out source (its ids are another group).
+    plain = _holdout_config(source)
+    plain["mr"] = plain["mr"][:1]
+    out2, _, _ = prepare_dataset(plain, tmp_path / "plain")
+    for split in ("train", "test"):
+        a, _ = cache.load_prepared(out, split, modality="mr")
+        b, _ = cache.load_prepared(out2, split, modality="mr")
+        assert np.array_equal(a, b)
+    with pytest.raises(DataError, match="no held-out split"):
+        cache.load_prepared(out2, "heldout", modality="mr")
+
+
+@pytest.mark.parametrize("change, match", [
+    ("shared_group", "held-out and training sources"),
+    ("all_held", "nothing left to train on"),
+    ("not_bool", "holdout must be true or false"),
+    ("top_level", "unknown config keys"),
+])
+def test_bad_holdout_configs(tmp_path, source, change, match):
+    config = _holdout_config(source)
+    if change == "shared_group":  # held-out subjects would leak into train/test
+        for src in config["mr"]:
+            src["group"] = "same"
+    elif change == "all_held":
+        config["mr"][0]["holdout"] = True
+    elif change == "not_bool":
+        config["mr"][1]["holdout"] = "yes"
+    else:
+        config["holdout"] = True
+    with pytest.raises(ConfigError, match=match):
+        prepare_dataset(config, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_preset_v2_holds_out_the_mial_fetus(tmp_path, shared_data, repo_root):
+    """Preset data v2: SVRTK + spina bifida for training, MIAL sub-01 only in `heldout`."""
+    config = load_config(repo_root / "recipes" / "data" / "preset_v2.yaml")
+    assert not any("crl" in str(src["root"]).lower() or "crl" in src.get("pattern", "").lower()
+                   for src in config["mr"])  # licence
+    config["size"] = 64
+    out, manifest, _ = prepare_dataset(config, tmp_path / "ds", data_root=shared_data)
+    counts = manifest["counts"]
+    assert counts["us"] == {"train": 166, "test": 41}
+    assert counts["mr"]["heldout"] == 16 and counts["mr"]["train"] > 80
+    meta = {s: cache.load_prepared(out, s, modality="mr")[1] for s in counts["mr"]}
+    assert {m["dataset"] for m in meta["heldout"]} == {"mialsrtk_sr", "mialsrtk_stacks"}
+    assert {m["dataset"] for m in meta["train"]} >= {"spina_bifida", "svrtk_template",
+                                                     "svrtk_head"}
+    assert not any(m["subject"].startswith("mialsrtk") for m in meta["train"] + meta["test"])
+    # The SVRTK slices (LAS on disk) match the others in size and orientation at 64 px.
+    images, _ = cache.load_prepared(out, "train", modality="mr")
+    svrtk = [x[..., 0] for x, m in zip(images, meta["train"]) if m["dataset"].startswith("svrtk")]
+    assert 42 <= np.median([_central_length(x, 4) for x in svrtk]) <= 49
+    assert np.median([_long_axis_angle(x) for x in svrtk]) < 8

@@ -246,3 +246,22 @@ def test_old_geometry_dicts_load_without_rotation(oblique):
 def test_plane_options_reject_bad_values(oblique, kwargs, match):
     with pytest.raises(ValueError, match=match):
         volume_to_slices(oblique, size=32, **kwargs)
+
+
+def test_foreground_largest_drops_detached_remnants():
+    """`foreground="largest"`: a bright blob outside the head neither widens the crop nor
+    shows in the slices (-1 there), unlike plain Otsu."""
+    data = testing.head_volume((36, 44, 30))
+    data[1:4, 1:4, 10:20] = data.max()  # a remnant at a corner, detached from the head
+    volume = Volume(data, np.eye(4))
+    plain, g_plain = volume_to_slices(volume, 2, 32, min_foreground=0.0)
+    kept, g_kept = volume_to_slices(volume, 2, 32, min_foreground=0.0, foreground="largest")
+    assert g_plain.crop[0][0] <= 1 and g_kept.crop[0][0] >= 3  # crop follows the head only
+    assert kept.min() == -1.0 and kept.max() <= 1.0
+    # about the crop of the same head without the remnant
+    _, g_clean = volume_to_slices(Volume(testing.head_volume((36, 44, 30)), np.eye(4)), 2, 32,
+                                  min_foreground=0.0)
+    assert np.abs(np.subtract(g_clean.crop, g_kept.crop)).max() <= 2
+    assert len(plain) == len(kept)  # the remnant is not in the band of any slice
+    with pytest.raises(ValueError, match="foreground"):
+        volume_to_slices(volume, 2, 32, foreground="biggest")
