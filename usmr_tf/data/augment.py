@@ -107,7 +107,7 @@ DEFAULT_MR_AUGMENT = {
     "intensity": 0.15,  # contrast/gamma strength (as `intensity_jitter`)
     "noise": 0.02,      # Gaussian noise std on (x + 1) / 2, inside the head only
     "scale": 0.1,       # isotropic zoom in [1 - scale, 1 + scale]
-    "aspect": 0.08,     # anisotropic stretch: rows x (1 + a), cols / (1 + a), a ~ U(-aspect, aspect)
+    "aspect": 0.08,     # stretch: rows x (1 + a), cols / (1 + a), a ~ U(-aspect, aspect)
     "shift": 0.04,      # translation, fraction of the image size per axis
 }
 

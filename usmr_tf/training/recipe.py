@@ -38,6 +38,7 @@ DEFAULTS = {
         "test_fraction": 0.2,  # paper §3: 80 % train + validation, 20 % test
         "val_fraction": 0.1,  # of the 80 %
         "augment": True,
+        "augment_mr": False,  # MR side only: bias field, intensity, noise, zoom (or options)
         "seed": 0,
     },
     "training": {
@@ -173,6 +174,8 @@ def validate(recipe, source="recipe"):
         value = data[key]
         _check(isinstance(value, (int, float)) and not isinstance(value, bool)
                and 0 <= value < 1, source, f"`data.{key}` must be in [0, 1), got {value!r}")
+    _check(isinstance(data["augment_mr"], (bool, dict)), source,
+           "`data.augment_mr` must be true, false or a mapping of augment.augment_mr options")
     for key in ("epochs", "batch_size"):
         _check(_is_int(train[key], 1), source, f"`training.{key}` must be an integer >= 1")
     for key in ("steps_per_epoch", "validation_steps"):

@@ -88,12 +88,13 @@ def load_splits(data):
     return train, val
 
 
-def _dataset(split, batch_size, seed, shuffle_and_augment, augment=False):
+def _dataset(split, batch_size, seed, shuffle_and_augment, augment=False, augment_mr=False):
     """An endless batch stream; `fit` bounds it with `steps_per_epoch` / `validation_steps`."""
     from usmr_tf.data.pipeline import unpaired_dataset
 
     return unpaired_dataset(
         split.us, split.mr, batch_size, seed=seed, augment=augment and shuffle_and_augment,
+        augment_mr=augment_mr and shuffle_and_augment,
         paired_mr=split.mr_paired, shuffle=shuffle_and_augment, repeat=True,
     )
 
@@ -237,7 +238,8 @@ def train(recipe, out_dir, strategy=None):
     keras.utils.set_random_seed(training["seed"])
     train_split, val_split = load_splits(data)
     batch = training["batch_size"]
-    train_ds = _dataset(train_split, batch, training["seed"], True, augment=data["augment"])
+    train_ds = _dataset(train_split, batch, training["seed"], True, augment=data["augment"],
+                        augment_mr=data.get("augment_mr", False))
     steps = training["steps_per_epoch"] or max(1, len(train_split.us) // batch)
     val_ds, val_steps = None, None
     if len(val_split.us) and len(val_split.mr):
