@@ -34,14 +34,22 @@ def presets_dir():
     return REPO_PRESETS
 
 
+def _has_version(model_dir):
+    """Whether `model_dir` has a TF Serving version folder (``<digits>/saved_model.pb``).
+
+    Same rule as `usmr_tf.export.metadata.list_versions`, without importing
+    `usmr_tf.export` (which imports TensorFlow): `usmr presets` stays fast.
+    """
+    return any(p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").exists()
+               for p in model_dir.iterdir())
+
+
 def list_presets():
     """Names of the exported models under `presets_dir()`, sorted."""
-    from usmr_tf.export.metadata import list_versions
-
     root = presets_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and list_versions(p))
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _has_version(p))
 
 
 def preset_summary(name):
