@@ -1,5 +1,7 @@
 """`from_preset` / `usmr presets` / `usmr synthesize --preset` on a presets folder made here."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -57,3 +59,59 @@ def test_synthesize_with_preset_writes_png(presets, tmp_path):
     assert cli.main(["synthesize", "--preset", "tiny", "--quiet", str(png),
                      str(tmp_path / "mr.png")]) == 0
     assert Image.open(tmp_path / "mr.png").size == (50, 40)
+
+
+def _us_set(tmp_path, n=2):
+    path = tmp_path / "us.npy"
+    rng = np.random.default_rng(0)
+    np.save(path, rng.uniform(-1, 1, (n, IMAGE_SIZE, IMAGE_SIZE, 1)).astype(np.float32))
+    return path
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_evaluate_with_preset_scores_and_shows_progress(presets, tmp_path, capsys, quiet):
+    us = _us_set(tmp_path)
+    report = tmp_path / "report.json"
+    args = ["evaluate", "--preset", "tiny", "--us", str(us), "--mr", str(us),
+            "--registration-size", "32", "--json", str(report)] + (["--quiet"] if quiet else [])
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    assert "deformation" in captured.out and "not for diagnosis" in captured.out
+    data = json.loads(report.read_text())
+    assert data["preset"] == "tiny" and data["model"].startswith(str(presets / "tiny"))
+    bars = ("synthesize: 100%", "deformation score: 100%")
+    if quiet:
+        assert not any(bar in captured.err for bar in bars), captured.err
+    else:
+        assert all(bar in captured.err for bar in bars), captured.err
+
+
+def test_evaluate_needs_exactly_one_of_model_and_preset(presets, tmp_path, capsys):
+    us = str(_us_set(tmp_path))
+    code = cli.main(["evaluate", "--preset", "nope", "--us", us, "--mr", us])
+    assert code == 2 and "unknown preset 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["evaluate", "--preset", "tiny", "--model", str(presets / "tiny"), "--us", us,
+                  "--mr", us])
+    assert exc.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
+def test_convert_with_preset_shows_steps(presets, tmp_path, capsys):
+    out = tmp_path / "tiny.tflite"
+    assert cli.main(["convert", "--to", "tflite", "--preset", "tiny", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert out.is_file() and "max |tflite - SavedModel|" in captured.out
+    assert "convert to tflite: 100%" in captured.err and "3/3" in captured.err
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--preset", "tiny", "MODEL", "out.tflite"], "with --preset, give only the output"),
+    (["out.tflite"], "give the model and the output"),
+    (["--preset", "nope", "out.tflite"], "unknown preset 'nope'"),
+])
+def test_convert_argument_errors_exit_2(presets, tmp_path, capsys, args, problem):
+    args = [str(tmp_path / a) if a.endswith(".tflite") else a for a in args]
+    assert cli.main(["convert", "--to", "tflite", "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usmr convert: error:") and problem in err
+    assert not list(tmp_path.glob("*.tflite"))
