@@ -7,6 +7,12 @@ path encoder-D (`back_encoder`) -> decoder-E (`back_decoder`, back-inferred US);
 D_app^back (`back_appearance_discriminator`) and D_bi on encoder outputs
 (`bilatent_discriminator`).
 
+Options beyond the paper (off by default, so the paper's configuration stays reproducible;
+docs/models.md, "Against mode collapse"): `diff_augment=True` augments every image
+discriminator's inputs (`usmr_tf/layers/diff_augment.py`); `nce_weight > 0` adds `loss_nce`,
+a per-patch contrastive form of the bi-directional latent consistency between encoder-A
+features of the US and encoder-D features of the synthesized MR (`usmr_tf/layers/patch_nce.py`).
+
 Ablations of Table 1 (the sub-layers are not created when off):
 `use_bilatent=False` -> no D_bi / L_bi ("w/o bi-lat"); `use_structural=False` -> no EdgeNet,
 D_stru / L_stru ("w/o struct."); `use_attention=False` -> no attention, decoder-B leaves the
@@ -17,6 +23,7 @@ import keras
 
 from usmr_tf.layers.discriminators import LatentDiscriminator
 from usmr_tf.layers.edge_net import EdgeNet
+from usmr_tf.layers.patch_nce import PatchNCEHead, patch_nce_per_example
 from usmr_tf.layers.seeding import sub_seed
 from usmr_tf.layers.unet_blocks import Decoder, Encoder
 from usmr_tf.models.base import SynthesisModel
@@ -47,6 +54,10 @@ class AnatomyAwareSynthesis(SynthesisModel):
         gan_loss="lsgan",
         disc_filters=None,
         spectral_norm=False,
+        diff_augment=False,
+        nce_weight=0.0,
+        nce_patches=256,
+        nce_temperature=0.07,
         seed=None,
         **kwargs,
     ):
@@ -58,9 +69,15 @@ class AnatomyAwareSynthesis(SynthesisModel):
             gan_loss=gan_loss,
             disc_filters=disc_filters,
             spectral_norm=spectral_norm,
+            diff_augment=diff_augment,
             seed=seed,
             **kwargs,
         )
+        self.nce_weight = float(nce_weight)
+        if self.nce_weight < 0:
+            raise ValueError(f"nce_weight must be >= 0, got {nce_weight}")
+        self.nce_patches = int(nce_patches)
+        self.nce_temperature = float(nce_temperature)
         self.use_bilatent = bool(use_bilatent)
         self.use_structural = bool(use_structural)
         self.use_attention = bool(use_attention)
@@ -93,6 +110,12 @@ class AnatomyAwareSynthesis(SynthesisModel):
             self.bilatent_discriminator = self._patch_discriminator(
                 "bilatent_discriminator", cls=LatentDiscriminator
             )
+        if self.nce_weight > 0:
+            # One MLP per encoder level (skips 0..depth-1 and the latent), shared by queries
+            # (encoder-D on synth MR) and keys (encoder-A on US), as in Park et al. 2020.
+            self.nce_head = PatchNCEHead(
+                units=max(64, 4 * f), num_levels=d + 1, seed=sub_seed(seed, "nce"), name="nce_head"
+            )
         self._finish_init()
 
     def _build_components(self, input_shape):
@@ -111,6 +134,9 @@ class AnatomyAwareSynthesis(SynthesisModel):
         self.back_appearance_discriminator.build(input_shape)
         if self.use_bilatent:
             self.bilatent_discriminator.build(enc_shapes[0])
+        if self.nce_weight > 0:
+            levels = list(enc_shapes[1]) + [enc_shapes[0]]
+            self.nce_head.build([(None, None, s[-1]) for s in levels])
 
     @property
     def discriminators(self):
@@ -125,6 +151,7 @@ class AnatomyAwareSynthesis(SynthesisModel):
     def _term_names(self):
         g = ["loss_lat", "loss_app"] + (["loss_stru"] if self.use_structural else [])
         g += ["loss_proj", "loss_app_back"] + (["loss_bi"] if self.use_bilatent else [])
+        g += ["loss_nce"] if self.nce_weight > 0 else []
         d = ["d_app"] + (["d_stru"] if self.use_structural else []) + ["d_app_back"]
         d += ["d_bi"] if self.use_bilatent else []
         return g, d
@@ -136,6 +163,7 @@ class AnatomyAwareSynthesis(SynthesisModel):
         out["recon_us"] = self.us_decoder_top((top_in, out["skips"]), training=training)  # x^_U
         latent_back, skips_back = self.back_encoder(out["synth_mr"], training=training)  # y^back
         out["latent_back"] = latent_back
+        out["skips_back"] = skips_back
         out["back_us"] = self.back_decoder((latent_back, skips_back), training=training)  # x~_U
         return out
 
@@ -147,23 +175,35 @@ class AnatomyAwareSynthesis(SynthesisModel):
         g, d = {}, {}
         # Forward objective L_f = lambda L_lat + L_app + L_stru (Eq. 1).
         g["loss_lat"] = (lam, [l1_per_example(out["recon_us"], us)])  # Eq. 2
-        real = self.appearance_discriminator(mr, training=training)
-        fake = self.appearance_discriminator(synth, training=training)
+        # Discriminator inputs pass through DiffAugment when `diff_augment` (else unchanged).
+        mr_in, synth_in = self._d_input(mr, 0, training), self._d_input(synth, 1, training)
+        real = self.appearance_discriminator(mr_in, training=training)
+        fake = self.appearance_discriminator(synth_in, training=training)
         g["loss_app"] = (1.0, [generator_adversarial_loss(fake, form)])  # Eq. 3
         if self.use_structural:
-            real_e = self.structural_discriminator(self.edge_net(mr), training=training)
-            fake_e = self.structural_discriminator(self.edge_net(synth), training=training)
+            real_e = self.structural_discriminator(self.edge_net(mr_in), training=training)
+            fake_e = self.structural_discriminator(self.edge_net(synth_in), training=training)
             g["loss_stru"] = (1.0, [generator_adversarial_loss(fake_e, form)])  # Eq. 4
         # Reverse objective L_r = lambda L_proj + L_app^back + L_bi (Eq. 5).
         g["loss_proj"] = (lam, [l1_per_example(out["back_us"], us)])  # Eq. 6
-        real_b = self.back_appearance_discriminator(us, training=training)
-        fake_b = self.back_appearance_discriminator(out["back_us"], training=training)
+        real_b = self.back_appearance_discriminator(self._d_input(us, 2, training), training=training)
+        fake_b = self.back_appearance_discriminator(
+            self._d_input(out["back_us"], 3, training), training=training
+        )
         g["loss_app_back"] = (1.0, [generator_adversarial_loss(fake_b, form)])  # Eq. 7
         if self.use_bilatent:
             # y is "real", y^back is "fake".
             real_l = self.bilatent_discriminator(out["latent"], training=training)
             fake_l = self.bilatent_discriminator(out["latent_back"], training=training)
             g["loss_bi"] = (1.0, [generator_adversarial_loss(fake_l, form)])  # Eq. 8
+        if self.nce_weight > 0:
+            # Beyond the paper: PatchNCE between encoder-D(synth MR) and encoder-A(US) features.
+            g["loss_nce"] = (self.nce_weight, [patch_nce_per_example(
+                list(out["skips_back"]) + [out["latent_back"]],
+                list(out["skips"]) + [out["latent"]],
+                self.nce_head, self.nce_head, self.nce_patches, self._step_seed(4),
+                self.nce_temperature,
+            )])
         # Total L = L_f + L_r (Eq. 9) is the weighted sum of g, formed in the base class.
         # Discriminator sides of the same adversarial terms:
         d["d_app"] = (1.0, list(discriminator_adversarial_loss(real, fake, form)))  # Eq. 3
@@ -185,5 +225,8 @@ class AnatomyAwareSynthesis(SynthesisModel):
             use_bilatent=self.use_bilatent,
             use_structural=self.use_structural,
             use_attention=self.use_attention,
+            nce_weight=self.nce_weight,
+            nce_patches=self.nce_patches,
+            nce_temperature=self.nce_temperature,
         )
         return config

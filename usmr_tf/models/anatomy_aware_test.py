@@ -190,3 +190,47 @@ def test_fit_updates_spectral_norm(phantom_batch):
     us, mr, _ = phantom_batch
     m = AnatomyAwareSynthesis(**TINY, spectral_norm=True, seed=0)
     assert_fit_runs_power_iteration(m, us, mr)
+
+
+# -- options beyond the paper (issue 11): DiffAugment and PatchNCE --------------------------
+
+
+def test_nce_term_is_declared_weighted_and_serialized(phantom_batch):
+    us, mr, _ = phantom_batch
+    m = AnatomyAwareSynthesis(**TINY, nce_weight=2.0, nce_patches=16, seed=0)
+    g, _, _ = m.compute_loss_terms(us[:4], mr[:4], training=True)
+    assert list(g)[-1] == "loss_nce" and g["loss_nce"][0] == 2.0
+    value = float(np.mean(g["loss_nce"][1][0]))
+    assert np.isfinite(value) and value > 0.1  # cross-entropy: positive while patches are unmatched
+    # the heads are generator-side variables, never a discriminator's
+    head = _ids(m.nce_head.weights)
+    assert head <= _ids(m.generator_variables) and not head & _ids(m.discriminator_variables)
+    config = m.get_config()
+    assert config["nce_weight"] == 2.0 and config["nce_patches"] == 16
+    assert AnatomyAwareSynthesis.from_config(config).nce_weight == 2.0
+    assert "loss_nce" not in AnatomyAwareSynthesis(**TINY, seed=0)._term_names()[0]
+
+
+def test_diff_augment_changes_only_what_the_discriminators_see(phantom_batch):
+    us, mr, _ = phantom_batch
+    plain = AnatomyAwareSynthesis(**TINY, seed=0)
+    aug = AnatomyAwareSynthesis(**TINY, seed=0, diff_augment=True)
+    aug.set_weights(plain.get_weights())
+    g0, d0, out0 = plain.compute_loss_terms(us[:4], mr[:4], training=True)
+    g1, d1, out1 = aug.compute_loss_terms(us[:4], mr[:4], training=True)
+    np.testing.assert_allclose(out0["synth_mr"], out1["synth_mr"], atol=1e-6)
+    np.testing.assert_allclose(_np(g0["loss_lat"][1][0]), _np(g1["loss_lat"][1][0]), atol=1e-6)
+    assert not np.allclose(_np(d0["d_app"][1][0]), _np(d1["d_app"][1][0]))
+    # no augmentation outside training (test_step, evaluation)
+    _, d2, _ = aug.compute_loss_terms(us[:4], mr[:4], training=False)
+    _, d3, _ = plain.compute_loss_terms(us[:4], mr[:4], training=False)
+    np.testing.assert_allclose(_np(d2["d_app"][1][0]), _np(d3["d_app"][1][0]), atol=1e-6)
+    assert aug.get_config()["diff_augment"] is True
+
+
+def test_fit_with_both_options_runs_and_logs_nce(phantom_batch):
+    us, mr, _ = phantom_batch
+    m = AnatomyAwareSynthesis(**TINY, seed=0, diff_augment=True, nce_weight=1.0, nce_patches=16)
+    m.compile()
+    hist = m.fit(tf.data.Dataset.from_tensor_slices((us, mr)).batch(4), epochs=1, verbose=0)
+    assert np.isfinite(hist.history["loss_nce"][-1]) and np.isfinite(hist.history["loss"][-1])

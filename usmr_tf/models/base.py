@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from usmr_tf.layers.diff_augment import diff_augment as _diff_augment
 from usmr_tf.layers.discriminators import PatchDiscriminator
 from usmr_tf.layers.seeding import sub_seed
 from usmr_tf.models.gan_losses import check_gan_loss, l1_per_example
@@ -74,10 +75,12 @@ class SynthesisModel(_BuiltInInit):
         gan_loss="lsgan",
         disc_filters=None,
         spectral_norm=False,
+        diff_augment=False,
         seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.diff_augment = bool(diff_augment)
         self.image_size, self.depth = check_image_size(image_size, depth)
         self.base_filters = int(base_filters)
         self.lambda_rec = float(lambda_rec)
@@ -96,6 +99,20 @@ class SynthesisModel(_BuiltInInit):
             seed=sub_seed(self.seed, name),
             name=name,
         )
+
+    def _step_seed(self, salt):
+        """A `[2]` int32 seed from the generator optimizer's step and `salt`: stateless draws
+        that differ every step and repeat exactly on a resumed run."""
+        opt = self.generator_optimizer
+        step = tf.constant(0, tf.int32) if opt is None else tf.cast(opt.iterations, tf.int32)
+        base = 0 if self.seed is None else int(self.seed) % 100003
+        return tf.stack([step, tf.constant(base * 16 + int(salt), tf.int32)])
+
+    def _d_input(self, images, salt, training):
+        """What an image discriminator sees: DiffAugment-ed when `diff_augment` and training."""
+        if not (self.diff_augment and training):
+            return images
+        return _diff_augment(images, self._step_seed(salt))
 
     def _finish_init(self):
         """Creates the log trackers, then builds every variable (call last in `__init__`)."""
@@ -285,6 +302,7 @@ class SynthesisModel(_BuiltInInit):
             gan_loss=self.gan_loss,
             disc_filters=self.disc_filters,
             spectral_norm=self.spectral_norm,
+            diff_augment=self.diff_augment,
             seed=self.seed,
         )
         return config

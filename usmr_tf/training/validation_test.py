@@ -1,0 +1,84 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from usmr_tf.training.validation import ValidationCallback
+
+
+class _Scaled(keras.Model):
+    """A stand-in generator whose diversity we control: `scale * us` (scale 0 = collapsed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = 1.0
+        self.generator_optimizer = keras.optimizers.SGD()
+        self.generator_optimizer.build([keras.Variable(0.0)])
+        self.w = keras.Variable(1.0)
+
+    def call(self, x, training=None):
+        return self.scale * x * self.w
+
+
+def _sets(n=6, size=32):
+    rng = np.random.default_rng(0)
+    return (rng.uniform(-1, 1, (n, size, size, 1)).astype("float32"),
+            rng.uniform(-1, 1, (n, size, size, 1)).astype("float32"))
+
+
+def test_logs_every_n_steps_and_keeps_best_only_above_the_floor(tmp_path):
+    us, mr = _sets()
+    model = _Scaled()
+    cb = ValidationCallback(tmp_path, us, mr, every_n_steps=2, diversity_floor=0.5)
+    cb.set_model(model)
+    cb.on_train_begin()
+    for step, scale in [(1, 1.0), (2, 0.1), (3, 1.0), (4, 0.9), (6, 1.0)]:
+        model.scale = scale
+        model.generator_optimizer.iterations.assign(step)
+        cb.on_train_batch_end(0)
+    rows = (tmp_path / "validation.csv").read_text().splitlines()
+    assert rows[0].startswith("step,diversity,swd") and [r.split(",")[0] for r in rows[1:]] == ["2", "4", "6"]
+    divs = [float(r.split(",")[1]) for r in rows[1:]]
+    assert divs == pytest.approx([0.1, 0.9, 1.0])
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["best"]["step"] in (4, 6) and best["best"]["diversity"] >= 0.5  # step 2 collapsed
+    assert (tmp_path / "best.weights.h5").is_file()
+    logs = {}
+    cb.on_epoch_end(0, logs)
+    assert logs["val_diversity"] == pytest.approx(1.0)
+
+
+def test_collapsed_run_keeps_no_best_and_a_resumed_run_drops_later_rows(tmp_path):
+    us, mr = _sets()
+    model = _Scaled()
+    model.scale = 0.0
+    cb = ValidationCallback(tmp_path, us, mr, every_n_steps=1)
+    cb.set_model(model)
+    cb.on_train_begin()
+    for step in (1, 2, 3):
+        model.generator_optimizer.iterations.assign(step)
+        cb.on_train_batch_end(0)
+    assert json.loads((tmp_path / "best.json").read_text())["best"] is None
+    assert not (tmp_path / "best.weights.h5").exists()
+    # a run resumed from step 1 rewrites step 2 (rows after it were never backed up)
+    cb2 = ValidationCallback(tmp_path, us, mr, every_n_steps=1)
+    cb2.set_model(model)
+    cb2.on_train_begin()
+    model.generator_optimizer.iterations.assign(2)
+    cb2.on_train_batch_end(0)
+    steps = [r.split(",")[0] for r in (tmp_path / "validation.csv").read_text().splitlines()[1:]]
+    assert steps == ["1", "2"]
+
+
+def test_paired_metrics_and_argument_checks(tmp_path):
+    us, mr = _sets()
+    model = _Scaled()
+    cb = ValidationCallback(tmp_path, us, mr, every_n_steps=1, paired_mr=us)
+    cb.set_model(model)
+    metrics = cb.evaluate()
+    assert metrics["psnr"] > 60 and metrics["ssim"] == pytest.approx(1.0)  # output == ground truth
+    with pytest.raises(ValueError, match="at least 2"):
+        ValidationCallback(tmp_path, us[:1], mr, every_n_steps=1)
+    with pytest.raises(ValueError, match="every_n_steps"):
+        ValidationCallback(tmp_path, us, mr, every_n_steps=0)
