@@ -38,6 +38,9 @@ from usmr_tf.data import generate_phantoms, load_prepared, prepare_dataset  # no
 from usmr_tf.errors import UsmrError  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+# The data recipe the shipped preset was trained on. If the preset is re-trained on another
+# recipe, change it here AND in tests/newcomer/test_sample_data.py, and re-check that the
+# sample set (examples/sample_data/SOURCES.md) is still held out from that recipe's training split.
 DATA_CONFIG = REPO / "recipes" / "data" / "preset_hc18_cc0.yaml"
 SAMPLE_DATA = REPO / "examples" / "sample_data"
 SAMPLE_RECIPE = "usmr_sample.yaml"  # a --data folder holding this is a sample set

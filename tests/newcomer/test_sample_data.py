@@ -10,6 +10,9 @@ from newcomer_helpers import REPO, SAMPLE
 from usmr_tf.data import prepare
 from usmr_tf.data.splits import split_subjects
 
+# The shipped preset's data recipe (as examples/demo.py DATA_CONFIG). recipes/data/preset_v2.yaml
+# would put spina bifida GA23 and the SVRTK template into training: a preset re-trained on it
+# needs other sample MR (its test subject GA24, its held-out MIAL fetus) and this path changed.
 PRESET_RECIPE = REPO / "recipes" / "data" / "preset_hc18_cc0.yaml"
 DATA_SUFFIXES = (".png", ".nii.gz", ".csv")
 
