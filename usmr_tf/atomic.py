@@ -1,18 +1,44 @@
 """Atomic file writes: every output of usmr-tf is written to a temp file beside its target and
-renamed onto it only when complete, so a failure or a kill never leaves a half-written file."""
+renamed onto it only when complete, so a failure or a kill never leaves a half-written file.
+
+A kill (SIGKILL, OOM) can leave a hidden temp file (``.NAME.XXXX.SUFFIX``) beside the target;
+`remove_stale_temps` deletes them. ``durable=True`` also fsyncs the file and its folder, so the
+rename survives a power cut or a machine crash, not just the death of the process.
+"""
 
 import contextlib
 import os
 import pathlib
+import re
 import tempfile
 
 
+def fsync_dir(folder):
+    """Flushes a folder's entries (a rename in it) to disk; a no-op where that is unsupported."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path):
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
 @contextlib.contextmanager
-def atomic_path(path, mode=0o644):
+def atomic_path(path, mode=0o644, durable=False):
     """Yields a temp path beside ``path`` with the same suffixes (``.nii.gz``, ``.weights.h5``,
     ``.keras``, so writers that check the name accept it); on success it gets ``mode`` (mkstemp
     makes 0600; a TF Serving container may run as another user) and is renamed onto ``path``.
-    On any error the temp file is removed and ``path`` is left as it was."""
+    On any error the temp file is removed and ``path`` is left as it was. ``durable``: fsync
+    the file before and its folder after the rename."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
@@ -22,20 +48,48 @@ def atomic_path(path, mode=0o644):
     try:
         yield tmp
         os.chmod(tmp, mode)
+        if durable:
+            _fsync_file(tmp)
         os.replace(tmp, path)
+        if durable:
+            fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_text_atomic(path, text):
+def write_text_atomic(path, text, durable=False):
     """Writes ``text`` (UTF-8) to ``path`` atomically; returns the path."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=durable) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return pathlib.Path(path)
 
 
-def write_bytes_atomic(path, data):
+def write_bytes_atomic(path, data, durable=False):
     """Writes ``data`` to ``path`` atomically; returns the path."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=durable) as tmp:
         tmp.write_bytes(data)
     return pathlib.Path(path)
+
+
+def remove_stale_temps(folder):
+    """Deletes the temp files a killed `atomic_path` left in ``folder``; returns how many.
+    Call it only where no other writer is active in ``folder``."""
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for entry in folder.iterdir():
+        if is_temp_name(entry.name) and entry.is_file():
+            entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+_TEMP = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}(?P<suffix>(?:\.[^.]+)*)$")
+
+
+def is_temp_name(name):
+    """True for the names `atomic_path` gives its temp files: ``.TARGET.XXXXXXXX.SUFFIXES``."""
+    match = _TEMP.match(name)
+    return bool(match) and match["suffix"] == "".join(
+        pathlib.Path(match["target"]).suffixes)

@@ -55,7 +55,7 @@ def test_killed_run_resumes_from_its_backup(tmp_path):
     cmd = testing.train_command(out, *testing.TINY, f"training.epochs={epochs}",
                                 "training.steps_per_epoch=6", "logging.image_every=1",
                                 "logging.verbose=2")
-    metadata = out / "backup" / "training_metadata.json"
+    metadata = out / "backup" / "state.json"  # usmr_tf/training/backup.py
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=testing.subprocess_env(), cwd=testing.REPO)
     try:

@@ -4,10 +4,13 @@ Images written here are research images, not diagnoses.
 """
 
 import os
+import pathlib
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from usmr_tf.atomic import atomic_path
 
 PANELS = ("us", "recon_us", "synth_mr", "real_mr")
 
@@ -69,25 +72,25 @@ class ImageSummaryCallback(keras.callbacks.Callback):
             self._writer = None
 
 
-class PeriodicCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`ModelCheckpoint` that keeps weights every `every_n_epochs` epochs (and the last one).
+class PeriodicCheckpoint(keras.callbacks.Callback):
+    """Keeps the weights every `every_n_epochs` epochs (and after the last one).
 
-    Keras' own `save_freq` counts batches; this counts epochs, so long runs keep a few
-    snapshots (`epoch0005.weights.h5`, ...) besides the `BackupAndRestore` backup.
+    Keras' `ModelCheckpoint` counts `save_freq` in batches and writes the HDF5 file in place;
+    this counts epochs and writes `epochNNNN.weights.h5` under a temp name, renamed when
+    complete, so a kill never leaves a truncated snapshot. They are kept besides the resume
+    backup (`training/backup.py`), which is deleted when the run ends.
     """
 
-    def __init__(self, directory, every_n_epochs, **kwargs):
+    def __init__(self, directory, every_n_epochs):
+        super().__init__()
         self.every_n_epochs = int(every_n_epochs)
-        self.directory = os.fspath(directory)
-        super().__init__(
-            os.path.join(self.directory, "epoch{epoch:04d}.weights.h5"),
-            save_weights_only=True, save_freq="epoch", **kwargs,
-        )
+        self.directory = pathlib.Path(directory)
 
     def on_epoch_end(self, epoch, logs=None):
         last = self.params.get("epochs") if self.params else None
         if (epoch + 1) % self.every_n_epochs == 0 or (last is not None and epoch + 1 == last):
-            super().on_epoch_end(epoch, logs)
+            with atomic_path(self.directory / f"epoch{epoch + 1:04d}.weights.h5") as tmp:
+                self.model.save_weights(str(tmp))
 
 
 class TerminateOnNaN(keras.callbacks.TerminateOnNaN):

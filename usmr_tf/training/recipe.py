@@ -61,6 +61,11 @@ DEFAULTS = {
         "image_every": 1,  # epochs between TensorBoard image grids (0: never)
         "n_images": 4,
         "checkpoint_every": 5,  # epochs between kept weight checkpoints (0: never)
+        "backup_every_steps": 0,  # training steps between resume backups (0: after epochs only)
+        # steps between validation metrics (diversity, SWD, ...; usmr_tf/training/validation.py)
+        "validate_every": 0,  # 0: never
+        "validate_deformation": False,  # also the (slow) deformation score
+        "best_diversity_floor": 0.5,  # best.weights.h5: lowest SWD with diversity >= this
         "verbose": "auto",  # Keras progress bar: "auto" | 0 | 1 | 2
     },
 }
@@ -191,8 +196,14 @@ def validate(recipe, source="recipe"):
     for key in ("generator_optimizer", "discriminator_optimizer"):
         _check(isinstance(train[key], dict) and isinstance(train[key].get("name"), str), source,
                f"`training.{key}` must be a mapping with a `name` (e.g. adam)")
-    for key in ("image_every", "checkpoint_every"):
+    for key in ("image_every", "checkpoint_every", "validate_every", "backup_every_steps"):
         _check(_is_int(log[key], 0), source, f"`logging.{key}` must be an integer >= 0")
+    _check(isinstance(log["validate_deformation"], bool), source,
+           "`logging.validate_deformation` must be true or false")
+    _check(isinstance(log["best_diversity_floor"], (int, float))
+           and not isinstance(log["best_diversity_floor"], bool)
+           and 0 <= log["best_diversity_floor"], source,
+           "`logging.best_diversity_floor` must be a number >= 0")
     _check(_is_int(log["n_images"], 1), source, "`logging.n_images` must be an integer >= 1")
     _check(log["verbose"] in ("auto", 0, 1, 2), source, "`logging.verbose` must be auto, 0, 1 or 2")
     return recipe

@@ -6,7 +6,7 @@ tree under `out_dir/workers/worker<i>/`):
     recipe.yaml                 the resolved recipe
     history.csv                 CSVLogger, one row per epoch (appended on resume)
     logs/                       TensorBoard: train/ and validation/ scalars, images/ grids
-    backup/                     BackupAndRestore (deleted when fit finishes)
+    backup/                     resume state (training/backup.py; deleted after the final save)
     checkpoints/epochNNNN.weights.h5   periodic weights (`logging.checkpoint_every`)
     final.weights.h5, model.keras      the trained model
 
@@ -14,8 +14,9 @@ Synthesized images are research images, not diagnoses.
 """
 
 import contextlib
+import csv
 import dataclasses
-import json
+import io
 import math
 import pathlib
 
@@ -23,8 +24,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from usmr_tf.atomic import atomic_path
+from usmr_tf.atomic import atomic_path, write_text_atomic
 from usmr_tf.errors import ConfigError, UsmrError
+from usmr_tf.training import backup as backup_lib
 from usmr_tf.training import callbacks as callbacks_lib
 from usmr_tf.training import strategy as strategy_lib
 from usmr_tf.training.recipe import dump_recipe
@@ -182,11 +184,31 @@ def create_model(recipe, strategy):
 # ----------------------------------------------------------------------------- fit
 
 
-def _callbacks(out, recipe, model_is_chief, preview):
+def validation_callback(out, log, validation):
+    """The `ValidationCallback` for a run: `validation` is `(us, real_mr, paired_mr or None)`."""
+    from usmr_tf.training.validation import ValidationCallback
+
+    us, real_mr, paired = validation
+    return ValidationCallback(
+        out, us, real_mr, log["validate_every"], paired_mr=paired,
+        with_deformation=log["validate_deformation"],
+        diversity_floor=log["best_diversity_floor"])
+
+
+def _validation_set(val, train):
+    """Validation US (the val split; all of train if val has < 2) and the SWD reference MR."""
+    source = val if len(val.us) >= 2 else train
+    real_mr = np.concatenate([train.mr, val.mr]) if len(val.mr) else train.mr
+    return source.us, real_mr, source.mr_paired
+
+
+def _callbacks(out, recipe, model_is_chief, preview, validation=None, backup=None):
+    """The run's callbacks; `backup` (a `TrainingBackup`) comes last, after every writer."""
     log = recipe["logging"]
-    resuming = (out / "backup" / "training_metadata.json").exists()
+    resuming = backup is not None and backup.start.step > 0
     cbs = [
-        # CSV first: its row for an epoch is on disk before that epoch's backup is.
+        # CSV first: its row for an epoch is on disk before that epoch's backup is (a resumed
+        # run drops rows of epochs after its backup: `_truncate_history`).
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=resuming),
         keras.callbacks.TensorBoard(log_dir=str(out / "logs"), write_graph=False),
         callbacks_lib.TerminateOnNaN(),
@@ -195,10 +217,34 @@ def _callbacks(out, recipe, model_is_chief, preview):
         cbs.append(callbacks_lib.ImageSummaryCallback(
             out / "logs", preview.us, preview.mr_paired if preview.mr_paired is not None
             else preview.mr, every_n_epochs=log["image_every"]))
+    if model_is_chief and log["validate_every"] and validation is not None:
+        # Before CSVLogger: it adds val_diversity / val_swd to the epoch logs that CSV writes.
+        cbs.insert(0, validation_callback(out, log, validation))
     if log["checkpoint_every"]:
         cbs.append(callbacks_lib.PeriodicCheckpoint(out / "checkpoints", log["checkpoint_every"]))
-    cbs.append(keras.callbacks.BackupAndRestore(str(out / "backup"), double_checkpoint=True))
+    if backup is not None:
+        cbs.append(backup)
     return cbs
+
+
+def _truncate_history(path, epochs):
+    """Keeps the header and the rows of the first `epochs` epochs of a `history.csv` (a killed
+    run may have written rows after its last backup, or half a row)."""
+    if not path.is_file():
+        return
+    try:
+        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return
+    if not rows or "epoch" not in rows[0]:
+        return
+    column, width = rows[0].index("epoch"), len(rows[0])
+    kept = [rows[0]] + [r for r in rows[1:] if len(r) == width and r[column].isdigit()
+                        and int(r[column]) < epochs]
+    if len(kept) != len(rows):
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(kept)
+        write_text_atomic(path, text.getvalue())
 
 
 def _preview(val, train, n):
@@ -211,12 +257,19 @@ def _preview(val, train, n):
 def _save_final(model, out):
     """Writes `final.weights.h5` and `model.keras` via temp names (never half-written)."""
     for name, save in (("final.weights.h5", model.save_weights), ("model.keras", model.save)):
-        with atomic_path(out / name) as tmp:
-            save(str(tmp))
+        try:
+            with atomic_path(out / name, durable=True) as tmp:
+                save(str(tmp))
+        except OSError as exc:
+            raise UsmrError(f"{out / name}: cannot write ({exc}); the run's backup is kept: "
+                            "free space and run the same command again") from None
 
 
 def train(recipe, out_dir, strategy=None):
     """Trains the model a validated recipe describes; resumes from `out_dir/backup` if present.
+
+    A resumed run continues at the exact batch of its last backup (`training/backup.py`) and
+    ends bit-identical to an uninterrupted one: weights, both optimizers, `history.csv`.
 
     Args:
         recipe: a dict from `load_recipe`.
@@ -248,20 +301,34 @@ def train(recipe, out_dir, strategy=None):
 
     model = create_model(recipe, strategy)
 
+    # Every worker resumes from the chief's backup (a folder all workers must see); only the
+    # chief writes it.
+    backup_dir = pathlib.Path(out_dir) / "backup"
+    start = backup_lib.restore(model, backup_dir, recipe, steps)
     dump_recipe(recipe, out / "recipe.yaml")
-    cbs = _callbacks(out, recipe, chief, _preview(val_split, train_split, log["n_images"]))
-    backup = out / "backup" / "training_metadata.json"
-    initial_epoch = 0
-    if backup.exists():
-        initial_epoch = int(json.loads(backup.read_text()).get("epoch", 0))
-    try:
-        history = model.fit(
-            train_ds, epochs=training["epochs"], steps_per_epoch=steps,
-            validation_data=val_ds, validation_steps=val_steps, callbacks=cbs,
-            verbose=log["verbose"], shuffle=False,
-        )
-    except FloatingPointError as exc:
-        raise UsmrError(f"{exc}; the last good epoch is kept in {out / 'backup'}") from None
-    if training["epochs"] > initial_epoch:
-        _save_final(model, out)
-    return TrainResult(model, history, out, initial_epoch)
+    _truncate_history(out / "history.csv", start.epoch)
+    backup = backup_lib.TrainingBackup(backup_dir, recipe, steps, log["backup_every_steps"],
+                                       start=start, write=chief)
+    cbs = _callbacks(out, recipe, chief, _preview(val_split, train_split, log["n_images"]),
+                     _validation_set(val_split, train_split), backup)
+    history = keras.callbacks.History()
+    if start.epoch < training["epochs"]:
+        # Keras starts the training stream afresh in every `fit` (and keeps it across the
+        # epochs of one): skip what the run consumed before its backup.
+        if start.step:
+            train_ds = train_ds.skip(start.step)
+        try:
+            history = model.fit(
+                train_ds, epochs=training["epochs"], steps_per_epoch=steps,
+                validation_data=val_ds, validation_steps=val_steps, callbacks=cbs,
+                verbose=log["verbose"], shuffle=False, initial_epoch=start.epoch,
+            )
+        except FloatingPointError as exc:
+            raise UsmrError(f"{exc}; the last backup before it is kept in {backup_dir}") from None
+        except OSError as exc:
+            raise UsmrError(f"{out}: cannot write ({exc}); the last backup is kept in "
+                            f"{backup_dir}: free space and run the same command again") from None
+    _save_final(model, out)
+    if chief:
+        backup_lib.discard(backup_dir)
+    return TrainResult(model, history, out, start.epoch)
