@@ -31,6 +31,43 @@ def plain_instance_norm(name=None):
 
 
 @keras.saving.register_keras_serializable(package="usmr_tf")
+class SingleOutputConv2D(keras.layers.Conv2D):
+    """A stride-1 "valid" `Conv2D` with ONE output channel, computed as a matmul + shifted sum.
+
+    oneDNN's convolution kernels block output channels by 16: with one output channel (the
+    7x7 64->1 head of the ResNet generator) the forward ran ~10x slower than the same FLOPs in a
+    matmul. Here `x . W^T` gives one channel per kernel tap (`[B, H, W, kh*kw]`, one GEMM) and
+    the taps are summed over their shifts. Same kernel variable, result and FLOPs as `Conv2D`.
+    """
+
+    def __init__(self, kernel_size, **kwargs):
+        kwargs.pop("filters", None)
+        super().__init__(1, kernel_size, strides=1, padding="valid", **kwargs)
+
+    def call(self, inputs):
+        kh, kw = self.kernel_size
+        c = ops.shape(inputs)[-1]
+        h = ops.shape(inputs)[1] - kh + 1
+        w = ops.shape(inputs)[2] - kw + 1
+        taps = ops.reshape(ops.transpose(self.kernel[..., 0], (2, 0, 1)), (c, kh * kw))
+        y = ops.matmul(inputs, ops.cast(taps, inputs.dtype))  # [B, H+kh-1, W+kw-1, kh*kw]
+        out = None
+        for i in range(kh):
+            for j in range(kw):
+                part = y[:, i : i + h, j : j + w, i * kw + j : i * kw + j + 1]
+                out = part if out is None else out + part
+        if self.use_bias:
+            out = out + ops.cast(self.bias, out.dtype)
+        return out
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("filters", "strides", "padding"):
+            config.pop(key, None)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="usmr_tf")
 class ReflectionPad2D(keras.layers.Layer):
     """Reflection padding of `padding` pixels on each side of H and W (NHWC)."""
 

@@ -32,6 +32,7 @@ updates) is reachable. The unrestricted count also holds the gradient ops TF bui
 never runs (e.g. the filter gradients of the discriminators in the G pass and the input
 gradient of every first conv); that is why the profiler's total on the raw `train_step` graph
 overstates a step's work (benchmarks/bench_train.py reported 111-124 % of the conv roof).
+Batched matmuls are counted here with their `adj_x` flag (see `_batch_matmul_flops`).
 """
 
 import collections
@@ -243,6 +244,9 @@ def graph_flops(concrete_function, live_only=True, op_types=None):
             continue
         if op_types is not None and op.type not in op_types:
             continue
+        if op.type.startswith("BatchMatMul"):
+            out[op.type] += _batch_matmul_flops(op)
+            continue
         try:
             stats = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops")
         except ValueError:  # incomplete shape: the profiler skips these too
@@ -250,6 +254,15 @@ def graph_flops(concrete_function, live_only=True, op_types=None):
         if stats and stats.value:
             out[op.type] += int(stats.value)
     return dict(out)
+
+
+def _batch_matmul_flops(op):
+    """2 * K * output elements. The registered statistic reads `transpose_a`, an attribute
+    BatchMatMul does not have (it has `adj_x`), so it takes the wrong K for the gradient
+    products `A^H . dY` and undercounts them."""
+    a = op.inputs[0].shape
+    k = int(a[-2] if op.get_attr("adj_x") else a[-1])
+    return 2 * k * int(np.prod(op.outputs[0].shape.as_list()))
 
 
 def profiler_total_flops(concrete_function):

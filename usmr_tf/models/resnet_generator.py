@@ -12,6 +12,7 @@ import keras
 from usmr_tf.layers.resnet_blocks import (
     ReflectionPad2D,
     ResnetBlock,
+    SingleOutputConv2D,
     normal_init,
     plain_instance_norm,
 )
@@ -60,8 +61,11 @@ class ResnetGenerator(_BuiltInInit):
                 kernel_initializer=normal_init(seed, "up", i), name=f"up{i}"))
             self.up_norms.append(plain_instance_norm(f"up_norm{i}"))
         self.head_pad = ReflectionPad2D(3, name="head_pad")
-        self.head = conv(self.out_channels, 7, kernel_initializer=normal_init(seed, "head"),
-                         name="head")
+        head_init = normal_init(seed, "head")
+        if self.out_channels == 1:  # oneDNN is slow at 1 output channel: see SingleOutputConv2D
+            self.head = SingleOutputConv2D(7, kernel_initializer=head_init, name="head")
+        else:
+            self.head = conv(self.out_channels, 7, kernel_initializer=head_init, name="head")
         self.tanh = keras.layers.Activation("tanh", dtype="float32", name="tanh")
         self.relu = keras.layers.ReLU(name="relu")
         self._build_now(self.image_size)
