@@ -8,7 +8,8 @@
      preset, so every slice is used;
    * a folder laid out like ``../shared/data`` (``make demo SHARED=../shared/data``):
      prepared with the shipped model's own recipe and split, and only the "test" split
-     (never seen in training) is used.
+     plus, where the recipe holds a source out (MR: the MIAL fetus), the "heldout" split
+     (never seen in training) are used.
 2. Synthesizes MR from held-out HC18 images with the shipped preset ``fetal_hc18_cc0``
    (``usmr_tf.from_preset``) and writes one PNG per image plus a figure:
    raw US | pre-processed US | synthesized MR | a real MR of a similar plane (not in
@@ -38,10 +39,11 @@ from usmr_tf.data import generate_phantoms, load_prepared, prepare_dataset  # no
 from usmr_tf.errors import UsmrError  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# The data recipe the shipped preset was trained on. If the preset is re-trained on another
-# recipe, change it here AND in tests/newcomer/test_sample_data.py, and re-check that the
-# sample set (examples/sample_data/SOURCES.md) is still held out from that recipe's training split.
-DATA_CONFIG = REPO / "recipes" / "data" / "preset_hc18_cc0.yaml"
+# The data recipe of the preset being shipped (preset data v2, docs/data.md; the preset
+# re-trained on it is fetal_hc18_v2). If the preset is re-trained on another recipe, change
+# it here AND in tests/newcomer/test_sample_data.py, and re-check that the sample set
+# (examples/sample_data/SOURCES.md) is still held out from that recipe's training split.
+DATA_CONFIG = REPO / "recipes" / "data" / "preset_v2.yaml"
 SAMPLE_DATA = REPO / "examples" / "sample_data"
 SAMPLE_RECIPE = "usmr_sample.yaml"  # a --data folder holding this is a sample set
 PRESET = "fetal_hc18_cc0"
@@ -120,10 +122,14 @@ def load_held_out(data, out):
     sample = (data / SAMPLE_RECIPE).is_file()
     recipe = data / SAMPLE_RECIPE if sample else DATA_CONFIG
     cache, _, reused = prepare_dataset(recipe, out / "data", data_root=data)
-    # The sample set is held out as a whole; a full data folder is split as for training.
-    splits = ("train", "test") if sample else ("test",)
-    parts = {m: [load_prepared(cache, split, modality=m) for split in splits]
-             for m in ("us", "mr")}
+    # The sample set is held out as a whole; a full data folder is split as for training
+    # (test, plus the held-out sources' split where the recipe has one).
+    parts = {}
+    for m in ("us", "mr"):
+        splits = ["train", "test"] if sample else ["test"]
+        if (pathlib.Path(cache) / m / "heldout.npy").is_file():
+            splits.append("heldout")
+        parts[m] = [load_prepared(cache, split, modality=m) for split in splits]
     us = np.concatenate([images for images, _ in parts["us"]])
     us_meta = [m for _, meta in parts["us"] for m in meta]
     mr = np.concatenate([images for images, _ in parts["mr"]])
