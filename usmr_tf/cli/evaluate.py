@@ -4,8 +4,11 @@
                   [--json out.json]
     usmr evaluate --preset fetal_hc18_cc0 --us prepared/ --mr prepared/ [--quiet]
 
-Prints a table (deformation score, SWD, structure score; MAE/PSNR/SSIM with --paired-mr)
-and writes the numbers plus per-image values as JSON. Research output, not for diagnosis.
+Prints a table (output diversity, deformation score, SWD, structure score; MAE/PSNR/SSIM
+with --paired-mr) next to the reference rows every score is read against: `identity` (the US
+passed through unchanged) and `real MR` (real slices of other subjects, --mr-reference; for a
+`usmr prepare` folder the other split by default). Writes the numbers plus per-image values as
+JSON. Research output, not for diagnosis.
 """
 
 import json
@@ -33,7 +36,13 @@ def register(subparsers):
                              "candidates for the deformation score; same formats as --us")
     parser.add_argument("--paired-mr", help="ground-truth MR paired with --us (phantoms): adds "
                                             "MAE, PSNR, SSIM")
-    parser.add_argument("--split", default="test", choices=("train", "test"),
+    parser.add_argument("--mr-reference",
+                        help="real MR of OTHER subjects than --mr, scored as if synthesized "
+                             "(the 'real MR' floor row); default for a `usmr prepare` folder: "
+                             "its other split")
+    parser.add_argument("--no-references", action="store_true",
+                        help="skip the identity and real-MR reference rows")
+    parser.add_argument("--split", default="test", choices=("train", "test", "heldout"),
                         help="split read from `usmr prepare` dataset folders (default test)")
     parser.add_argument("--json", help="write the results here (atomically)")
     parser.add_argument("--max-images", type=int, default=64,
@@ -68,6 +77,22 @@ def _synthesize(runner, us, batch_size, quiet=False):
     return np.clip(synth, -1.0, 1.0)
 
 
+def _reference_mr(args, size, load_image_set):
+    """The real-MR reference set: --mr-reference, else the other split of a prepared --mr."""
+    from usmr_tf.metrics.image_sets import _is_prepared
+
+    if args.mr_reference:
+        return load_image_set(args.mr_reference, size, modality="mr", split="train")
+    mr = pathlib.Path(args.mr)
+    if mr.is_dir() and _is_prepared(mr, "mr"):
+        other = "train" if args.split != "train" else "test"
+        try:
+            return load_image_set(mr, size, modality="mr", split=other)
+        except Exception:  # noqa: BLE001 - no other split: no real-MR row
+            return None
+    return None
+
+
 def run(args):
     from usmr_tf.errors import ConfigError
     from usmr_tf.atomic import write_text_atomic
@@ -96,8 +121,17 @@ def run(args):
             us, synth, real_mr, paired_mr=paired, with_deformation=not args.no_deformation,
             top_k=args.top_k, registration=RegistrationConfig(size=args.registration_size),
             progress=bar.update)
+    references = {}
+    if not args.no_references:
+        reference = _reference_mr(args, size, load_image_set)
+        references = evaluation.evaluate_references(
+            us, real_mr, reference, with_deformation=not args.no_deformation, top_k=args.top_k,
+            registration=RegistrationConfig(size=args.registration_size))
     print(f"model {runner.path} (image size {size}); {len(us)} US, {len(real_mr)} real MR")
     print(evaluation.format_table(result["metrics"]))
+    if references:
+        print()
+        print(evaluation.format_comparison({"model": result["metrics"], **references}))
     print(RESEARCH_NOTICE)
     if args.json:
         report = {
@@ -108,6 +142,7 @@ def run(args):
             "inputs": {"us": str(args.us), "mr": str(args.mr), "paired_mr": args.paired_mr},
             "counts": {"us": len(us), "real_mr": len(real_mr)},
             **result,
+            "references": references,
             "notice": RESEARCH_NOTICE,
         }
         text = json.dumps(evaluation.finite_or_none(report), indent=2)

@@ -114,3 +114,19 @@ def test_paired_count_mismatch_and_bad_model(model_dir, data, tmp_path, capsys):
     code = cli.main(["evaluate", "--model", str(tmp_path), "--us", str(data / "us.npy"),
                      "--mr", str(data / "mr")])
     assert code == 2 and "no exported model" in capsys.readouterr().err
+
+
+def test_reference_rows_identity_and_real_mr(model_dir, data, tmp_path, capsys):
+    out = tmp_path / "scores.json"
+    us_path, mr_path = data / "us.npy", data / "mr"
+    assert cli.main(["evaluate", "--model", str(model_dir), "--us", str(us_path), "--mr", str(mr_path),
+                 "--mr-reference", str(mr_path), "--no-deformation", "--json", str(out),
+                 "--quiet"]) == 0
+    text = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    assert "identity" in lines and "real" in lines and "diversity" in text
+    report = json.loads(out.read_text())
+    refs = report["references"]
+    assert refs["identity"]["diversity"] == 1.0 and refs["identity"]["structure"] > 0.99
+    assert "structure" not in refs["real MR"] and refs["real MR"]["swd"] >= 0
+    assert 0 <= report["metrics"]["diversity"]

@@ -202,6 +202,10 @@ def score_columns(synth, eval_set, with_deformation=True, registration_size=64, 
                                   **kwargs)
         real["metrics"].pop("structure")
     results[table.REAL] = real["metrics"]
+    # identity: the US itself as the "synthesized MR" (what doing nothing scores)
+    results[table.IDENTITY] = evaluate_synthesis(
+        eval_set.us, eval_set.us, eval_set.real_mr, paired_mr=eval_set.paired_mr, **kwargs
+    )["metrics"]
     return results, matched
 
 

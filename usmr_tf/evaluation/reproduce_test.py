@@ -20,7 +20,8 @@ for out in sys.argv[1:]:
                  n_reference=6, registration_size=32, phantom_counts=(24, 24),
                  work_dir=out + "-work")
 """
-METRICS = ["deformation", "registration_nmi", "swd", "structure", "mae", "psnr", "ssim"]
+METRICS = ["diversity", "deformation", "registration_nmi", "swd", "structure", "mae", "psnr",
+           "ssim"]
 
 
 def test_toy_reproduction_is_finite_shaped_like_table1_and_deterministic(tmp_path, repo_root):
@@ -33,8 +34,8 @@ def test_toy_reproduction_is_finite_shaped_like_table1_and_deterministic(tmp_pat
     tables = [(tmp_path / n / "table1_phantoms.md").read_text() for n in "ab"]
     records = [json.loads((tmp_path / n / "table1_phantoms.json").read_text()) for n in "ab"]
     lines = [line for line in tables[0].splitlines() if line.startswith("|")]
-    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["Method", "AE", "CycleGAN",
-                                                                    "Real"]
+    assert [c.strip() for c in lines[0].strip("|").split("|")] == ["Method", "Identity (US)", "AE",
+                                                                    "CycleGAN", "Real"]
     assert len(lines) == 2 + len(METRICS)
     results = records[0]["results"]
     for column in ("ae", "cyclegan"):
@@ -43,6 +44,7 @@ def test_toy_reproduction_is_finite_shaped_like_table1_and_deterministic(tmp_pat
         assert records[0]["models"][column]["final_logs"]  # it did train
     assert "mae" not in results["real"] and math.isfinite(results["real"]["swd"])
     assert results["ae"]["mae"] != results["cyclegan"]["mae"]
+    assert results["identity"]["diversity"] == 1.0 and results["identity"]["structure"] > 0.99
     assert records[0]["budget"]["steps"] == 2 and records[0]["budget_kind"] == "steps"
 
     # Same inputs and seed: the same table and numbers (timings aside).

@@ -16,9 +16,12 @@ COLUMNS = {
     "ours": "Ours",
 }
 REAL = "real"  # the extra column: real MR held out, scored the same way
+IDENTITY = "identity"  # the other reference: the input US passed through unchanged
+REFERENCES = {IDENTITY: "Identity (US)", REAL: "Real"}
 
 # metric key in `usmr_tf.metrics.evaluation` -> (row title, higher is better, decimals)
 ROWS = {
+    "diversity": ("Diversity (0 = collapse)", None, 3),
     "deformation": ("Deformation ↓", False, 3),
     "registration_nmi": ("Registration NMI ↑", True, 3),
     "swd": ("SWD (x1e3) ↓", False, 1),
@@ -49,21 +52,23 @@ def format_table(results):
 
     Columns keep the paper's order (only those present); rows with no value in any column are
     left out; a metric that does not apply to a column is shown as "—". The best method of each
-    row (the "real" column excluded) is in bold, as in the paper.
+    row (the reference columns "identity" and "real" excluded) is in bold, as in the paper;
+    diversity is read against the references (0 = collapse; real MR ~0.6), never bolded.
     """
-    columns = [c for c in [*COLUMNS, REAL] if c in results]
+    columns = [c for c in [IDENTITY, *COLUMNS, REAL] if c in results]
     unknown = sorted(set(results) - set(columns))
     if unknown:
-        raise ValueError(f"unknown table column(s) {unknown}; expected {[*COLUMNS, REAL]}")
-    titles = [COLUMNS.get(c, "Real") for c in columns]
+        raise ValueError(
+            f"unknown table column(s) {unknown}; expected {[IDENTITY, *COLUMNS, REAL]}")
+    titles = [COLUMNS.get(c) or REFERENCES[c] for c in columns]
     lines = ["| Method | " + " | ".join(titles) + " |",
              "|---|" + "---|" * len(columns)]
     for key, (title, higher, decimals) in ROWS.items():
         cells = [_cell(results[c], key, decimals) for c in columns]
         if all(cell == MISSING for cell in cells):
             continue
-        methods = [c for c in columns if c != REAL and _finite(results[c].get(key))]
-        if len(methods) > 1:
+        methods = [c for c in columns if c not in REFERENCES and _finite(results[c].get(key))]
+        if len(methods) > 1 and higher is not None:  # diversity has no "better" direction
             rounded = {c: round(results[c][key], decimals) for c in methods}
             best = (max if higher else min)(rounded.values())
             cells = [f"**{cell}**" if c in rounded and rounded[c] == best else cell

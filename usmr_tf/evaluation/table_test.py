@@ -27,3 +27,17 @@ def test_non_finite_values_show_as_missing_and_unknown_columns_fail():
     assert rows[2] == ["PSNR (dB) ↑", MISSING, "12.00"]  # a lone finite value is not bolded
     with pytest.raises(ValueError, match="unknown table column"):
         format_table({"unet": {"psnr": 1.0}})
+
+
+def test_reference_columns_frame_the_methods_and_diversity_is_never_bold():
+    results = {
+        "real": {"swd": 40.0, "diversity": 0.6},
+        "cyclegan": {"swd": 90.0, "diversity": 0.8},
+        "ours": {"swd": 80.0, "diversity": 0.3},
+        "identity": {"swd": 230.0, "diversity": 1.0},
+    }
+    rows = _rows(format_table(results))
+    assert rows[0] == ["Method", "Identity (US)", "CycleGAN", "Ours", "Real"]
+    by_title = {r[0]: r[1:] for r in rows[2:]}
+    assert by_title["Diversity (0 = collapse)"] == ["1.000", "0.800", "0.300", "0.600"]
+    assert by_title["SWD (x1e3) ↓"] == ["230.0", "90.0", "**80.0**", "40.0"]  # identity never bold

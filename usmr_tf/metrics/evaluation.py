@@ -8,9 +8,12 @@ import numpy as np
 from usmr_tf.errors import DataError
 from usmr_tf.metrics import deformation, image_metrics, structure, swd
 from usmr_tf.metrics.checks import as_image_batch
+from usmr_tf.metrics.diversity import mean_pairwise_l1, output_diversity
 
 # name -> (direction, short description) for tables
 METRIC_INFO = {
+    "diversity": ("~real MR", "output diversity: pairwise L1 of outputs / of inputs; 0 = one "
+                  "output for every input (collapse), real MR sets ~0.6-0.7"),
     "deformation": ("lower", "FFD Jacobian score vs plane-matched real MR, [0, 1]"),
     "registration_nmi": ("higher", "NMI after registration (1 unrelated, 2 identical): low = "
                          "deformation score unreliable"),
@@ -38,6 +41,8 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
     if us.shape != synth.shape:
         raise DataError(f"{synth.shape[0]} synthesized images for {us.shape[0]} US images", "us")
     metrics, per_image = {}, {}
+    if len(us) >= 2 and mean_pairwise_l1(us) > 0:
+        metrics["diversity"] = output_diversity(us, synth)
     if with_deformation:
         result = deformation.deformation_scores(synth, real_mr, top_k=top_k, config=registration,
                                                 progress=progress)
@@ -65,6 +70,43 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
         per_image["psnr"] = image_metrics.psnr_per_image(synth, paired).tolist()
         per_image["ssim"] = image_metrics.ssim_per_image(synth, paired).tolist()
     return {"metrics": metrics, "per_image": per_image}
+
+
+def evaluate_references(us, real_mr, reference_mr=None, **kwargs):
+    """The two rows every score is read against (issue 11): `identity` (the US passed through
+    unchanged as the "synthesized MR") and, when `reference_mr` (real MR of OTHER subjects than
+    `real_mr`) is given, `real MR` (those slices scored as if synthesized: the floor).
+
+    For the real-MR row `us` is cut to as many images as there are reference slices (its
+    diversity is the reference set's pairwise L1 over the US set's; its structure score
+    compares unrelated images and is left out). `kwargs` go to `evaluate_synthesis`.
+    """
+    us = as_image_batch(us, "us")[..., None].astype(np.float32)
+    rows = {"identity": evaluate_synthesis(us, us, real_mr, **kwargs)["metrics"]}
+    if reference_mr is not None:
+        ref = as_image_batch(reference_mr, "reference MR")[..., None].astype(np.float32)
+        n = min(len(ref), len(us))
+        kwargs = {k: v for k, v in kwargs.items() if k != "paired_mr"}
+        metrics = evaluate_synthesis(us[:n], ref[:n], real_mr, **kwargs)["metrics"]
+        metrics.pop("structure", None)
+        rows["real MR"] = metrics
+    return rows
+
+
+def format_comparison(rows, names=("diversity", "swd", "deformation", "structure", "psnr", "ssim")):
+    """Rows (model or reference name -> metrics) side by side, one column per metric."""
+    names = [n for n in names if any(n in m for m in rows.values())]
+    header = ["", *names]
+    lines = [header]
+    for row, metrics in rows.items():
+        lines.append([row, *(f"{metrics[n]:.3f}" if finite_or_none(metrics.get(n)) is not None
+                             else "-" for n in names)])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    better = {n: METRIC_INFO[n][0] for n in names}
+    text.append("better: " + ", ".join(f"{n} {d}" for n, d in better.items()))
+    return "\n".join(text)
 
 
 def format_table(metrics):
