@@ -134,6 +134,8 @@ def load_held_out(data, out):
     us_meta = [m for _, meta in parts["us"] for m in meta]
     mr = np.concatenate([images for images, _ in parts["mr"]])
     what = "bundled sample set" if sample else "test split of the preset's recipe"
+    if not sample and len(parts["mr"]) > 1:
+        what += " + its held-out MR source"
     return us, us_meta, mr, cache, reused, what
 
 
