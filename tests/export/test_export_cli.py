@@ -46,3 +46,31 @@ def test_export_bad_checkpoint(tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "nope.keras"), "--name", "x"]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "out" / "x").exists()
+
+
+def test_export_from_a_runs_weights_file(full_model, tmp_path, capsys):
+    """`RUN/best.weights.h5` (the validation callback's pick): the model comes from recipe.yaml."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    recipe = {"name": "phantom_quick", "model": {"name": "ours", "base_filters": 4, "depth": 2},
+              "data": {"source": "phantoms", "image_size": 32}}
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    full_model.save_weights(str(run / "best.weights.h5"))
+    full_model.save_weights(str(run / "checkpoints" / "epoch0005.weights.h5"))
+    x = random_us_batch(2, 32, seed=3)
+    want = keras.ops.convert_to_numpy(full_model.generator(x, training=False))
+    for i, ckpt in enumerate([run / "best.weights.h5", run / "checkpoints" / "epoch0005.weights.h5"]):
+        out = tmp_path / f"saved_models{i}"
+        assert main(["export", "--checkpoint", str(ckpt), "--name", "quick", "--out", str(out)]) == 0
+        np.testing.assert_allclose(SavedModelRunner(out / "quick")(x), want, atol=1e-5)
+        assert "phantom_quick" in read_metadata(out / "quick")["training_data"]
+    # without the run's recipe, or with a truncated file: one clear error, nothing written
+    lone = tmp_path / "lone.weights.h5"
+    lone.write_bytes((run / "best.weights.h5").read_bytes()[:100])
+    assert main(["export", "--checkpoint", str(lone), "--name", "x", "--out", str(tmp_path / "o")]) == 2
+    assert "recipe.yaml" in capsys.readouterr().err
+    (run / "bad.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"0" * 50)
+    assert main(["export", "--checkpoint", str(run / "bad.weights.h5"), "--name", "x",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "cannot load the weights" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("saved_model.pb"))

@@ -18,7 +18,10 @@ def register(subparsers):
         help="export the inference graph as a TF Serving SavedModel",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--checkpoint", required=True, help="trained model (.keras)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="trained model: a .keras file, or a .weights.h5 file of a "
+                             "`usmr train` run (e.g. RUN/best.weights.h5: the model is built "
+                             "from RUN/recipe.yaml)")
     parser.add_argument("--name", required=True, help="model name (TF Serving MODEL_NAME)")
     parser.add_argument("--version", type=int, default=None,
                         help="version number (default: one more than the latest)")
@@ -33,8 +36,11 @@ def register(subparsers):
 
 
 def _recipe_metadata(checkpoint):
-    """usmr.json fields from the run's ``recipe.yaml`` next to the checkpoint, if any."""
+    """usmr.json fields from the run's ``recipe.yaml`` next to the checkpoint (or one folder
+    up, for ``checkpoints/*.weights.h5``), if any."""
     recipe_path = checkpoint.parent / "recipe.yaml"
+    if not recipe_path.exists() and checkpoint.name.endswith(".weights.h5"):
+        recipe_path = checkpoint.parent.parent / "recipe.yaml"
     if not recipe_path.exists():
         return {}
     import yaml
@@ -53,13 +59,42 @@ def _recipe_metadata(checkpoint):
     return {k: v for k, v in info.items() if v is not None}
 
 
+def _load_weights_file(checkpoint):
+    """A `.weights.h5` of a `usmr train` run: the model is built from the run's `recipe.yaml`
+    (beside the file, or one folder up for `checkpoints/epochNNNN.weights.h5`)."""
+    from usmr_tf.errors import UsmrError
+    from usmr_tf.training.recipe import load_recipe
+    from usmr_tf.training.trainer import build_model
+
+    candidates = [checkpoint.parent / "recipe.yaml", checkpoint.parent.parent / "recipe.yaml"]
+    recipe_path = next((p for p in candidates if p.is_file()), None)
+    if recipe_path is None:
+        raise DataError("a .weights.h5 checkpoint needs its run's recipe.yaml (beside it or "
+                        "one folder up)", checkpoint)
+    try:
+        recipe = load_recipe(recipe_path)
+    except UsmrError as exc:
+        raise DataError(f"cannot read the run's recipe: {exc}", recipe_path) from None
+    model = build_model(recipe["model"], recipe["data"]["image_size"])
+    try:
+        model.load_weights(str(checkpoint))
+    except Exception as exc:  # noqa: BLE001 - truncated / foreign h5, other architecture
+        raise DataError(f"cannot load the weights: {type(exc).__name__}: {exc}",
+                        checkpoint) from None
+    return model
+
+
 def load_checkpoint(checkpoint):
-    """Loads a `.keras` file saved by `usmr train` (custom objects registered by usmr_tf.models)."""
+    """Loads a `.keras` file saved by `usmr train` (custom objects registered by usmr_tf.models),
+    or a `.weights.h5` of a run folder (best.weights.h5, final.weights.h5, checkpoints/...)."""
     checkpoint = pathlib.Path(checkpoint)
     if not checkpoint.exists():
         raise DataError("no such file", checkpoint)
+    if checkpoint.name.endswith(".weights.h5"):
+        return _load_weights_file(checkpoint)
     if checkpoint.suffix != ".keras":
-        raise DataError("expected a .keras model file (saved by `usmr train`)", checkpoint)
+        raise DataError("expected a .keras model file or a run's .weights.h5 (saved by "
+                        "`usmr train`)", checkpoint)
     import keras
 
     import usmr_tf.models  # noqa: F401 - registers the model classes for deserialisation

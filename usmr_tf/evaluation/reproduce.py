@@ -37,7 +37,7 @@ RECIPES = REPO / "recipes"
 DATA_CONFIG = RECIPES / "data" / "hc18_fetal_mr.yaml"
 DATA_KINDS = ("phantoms", "real")
 EVAL_SEED_OFFSET = 10_007  # phantom test anatomies come from another RNG stream than training
-FIGURE_METHODS = ("cyclegan", "ours")  # as in the paper's Fig. 3
+FIGURE_METHODS = ("cyclegan", "ours", "ours_plus")  # the paper's Fig. 3, + ours_plus
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,8 @@ COLUMNS = {
     "ours_no_struct": "Ours (w/o struct.)",
     "ours_no_att": "Ours (w/o att.)",
     "ours": "Ours",
+    # beyond the paper (issue 11): the full model with DiffAugment + PatchNCE (recipes/ours_plus.yaml)
+    "ours_plus": "Ours + DiffAug + PatchNCE",
 }
 REAL = "real"  # the extra column: real MR held out, scored the same way
 IDENTITY = "identity"  # the other reference: the input US passed through unchanged
