@@ -91,14 +91,22 @@ def load_splits(data):
 
 
 def _dataset(split, batch_size, seed, shuffle_and_augment, augment=False, augment_mr=False):
-    """An endless batch stream; `fit` bounds it with `steps_per_epoch` / `validation_steps`."""
+    """An endless batch stream; `fit` bounds it with `steps_per_epoch` / `validation_steps`.
+
+    tf.data autotuning is off: its model thread sleeps in doubling intervals (up to ~20 s) and
+    an iterator's teardown (every validation pass, the end of `fit`) waits for that sleep. The
+    input stays far faster than training (benchmarks/bench_data.py) without it.
+    """
     from usmr_tf.data.pipeline import unpaired_dataset
 
-    return unpaired_dataset(
+    ds = unpaired_dataset(
         split.us, split.mr, batch_size, seed=seed, augment=augment and shuffle_and_augment,
         augment_mr=augment_mr and shuffle_and_augment,
         paired_mr=split.mr_paired, shuffle=shuffle_and_augment, repeat=True,
     )
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 # ----------------------------------------------------------------------------- model
