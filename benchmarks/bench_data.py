@@ -19,6 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+import results_io  # noqa: E402
 
 from usmr_tf.data import cache, testing  # noqa: E402
 from usmr_tf.data.prepare import load_config, prepare_dataset  # noqa: E402
@@ -58,6 +60,39 @@ def bench_batches(us, mr, batches, batch_size, augment):
     rate = batches / (time.perf_counter() - start)
     print(f"tf.data: {rate:.0f} batches/s ({rate * batch_size:.0f} pairs/s) at "
           f"{us.shape[1]}x{us.shape[2]}, batch {batch_size}, augment={augment}")
+    return rate
+
+
+def bench_teardown(us, mr, batch_size, seconds=12.0):
+    """Seconds to tear down a `usmr train` input iterator after `seconds` of use (the
+    trainer's `_dataset`, autotune off) vs the same pipeline with tf.data autotune on."""
+    import tensorflow as tf
+
+    from usmr_tf.training.trainer import Split, _dataset
+
+    out = {}
+    for label in ("autotune on", "usmr train (autotune off)"):
+        ds = _dataset(Split(us, mr), batch_size, 0, True)
+        if label == "autotune on":
+            options = tf.data.Options()
+            options.autotune.enabled = True
+            ds = ds.with_options(options)
+        iterator = iter(ds)
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            next(iterator)
+            time.sleep(0.05)  # a consumer slower than the pipeline, like training
+        start = time.perf_counter()
+        del iterator
+        out[label] = time.perf_counter() - start
+        print(f"iterator teardown after {seconds:.0f} s, {label}: {out[label]:.2f} s")
+    return out
+
+
+def training_consumption():
+    """Batches/s the training steps consume, from the train section of results.json."""
+    rows = results_io.load().get("train", {}).get("models", [])
+    return {f"{r['model']}/{r['precision']}": 1.0 / r["step_s"] for r in rows}
 
 
 def main(argv=None):
@@ -80,8 +115,23 @@ def main(argv=None):
         mr, _ = cache.load_prepared(tmp / "prepared", "train", modality="mr")
         us_dir = tmp / "prepared" / "us"
         us = cache.load_prepared(us_dir, "train")[0] if us_dir.exists() else mr
-        for augment in (False, True):
-            bench_batches(us, mr, args.batches, args.batch_size, augment)
+        rates = {str(a): bench_batches(us, mr, args.batches, args.batch_size, a)
+                 for a in (False, True)}
+        teardown = bench_teardown(us[:512], mr[:512], args.batch_size)
+    slowest = min(rates.values())
+    consume = training_consumption()
+    if consume:
+        fastest_name = max(consume, key=consume.get)
+        ratio = slowest / consume[fastest_name]
+        print(f"input {slowest:.0f} batches/s vs the fastest training ({fastest_name}) "
+              f"{consume[fastest_name]:.2f} batches/s: x{ratio:.0f} (goal >= x10)")
+    else:
+        ratio = None
+        print("no train results in benchmarks/results.json yet: run bench_train.py for the ratio")
+    results_io.update("data", {
+        "command": "benchmarks/bench_data.py " + " ".join(argv or sys.argv[1:]),
+        "batches_s": rates, "teardown_s": teardown, "training_batches_s": consume,
+        "input_over_fastest_training": ratio, "loadavg_1m": round(os.getloadavg()[0], 2)})
     return 0
 
 

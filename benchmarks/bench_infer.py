@@ -32,6 +32,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import results_io  # noqa: E402
+
 from usmr_tf.errors import UsmrError  # noqa: E402
 from usmr_tf.export import convert, export_savedmodel  # noqa: E402
 from usmr_tf.export.runtimes import (  # noqa: E402
@@ -84,7 +87,9 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--slices", type=int, default=160)
+    parser.add_argument("--no-write", action="store_true", help="do not update results.json")
     args = parser.parse_args(argv)
+    args.argv = list(argv or sys.argv[1:])
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench_infer_"))
     try:
@@ -127,19 +132,38 @@ def run(args, work):
           f"({os.cpu_count()} logical cores visible), median of {args.runs} runs")
     print(f"{'runtime':<18} {'latency b=1 (ms)':>17} {'throughput b=32 (img/s)':>24} "
           f"{'max |diff| vs TF':>17} {'size (MB)':>10}")
+    rows = []
     for label, runner in runners.items():
         latency = time_calls(runner, x1, args.runs, args.warmup)
         batch_time = time_calls(runner, x32, max(3, args.runs // 4), 1)
         diff = float(np.max(np.abs(runner(x32) - reference(x32))))
         print(f"{label:<18} {latency * 1e3:>17.2f} {32 / batch_time:>24.1f} {diff:>17.2e} "
               f"{sizes[label] / 1e6:>10.2f}")
+        rows.append({"runtime": label, "latency_b1_ms": latency * 1e3,
+                     "throughput_b32_img_s": 32 / batch_time, "max_abs_diff": diff,
+                     "size_mb": sizes[label] / 1e6, "loadavg_1m": round(os.getloadavg()[0], 2)})
+    ref_ms = rows[0]["latency_b1_ms"]
+    for r in rows:
+        r["latency_vs_savedmodel"] = r["latency_b1_ms"] / ref_ms
+    volume = random_us_batch(args.slices, size, seed=3)
+    vol_times = [time_calls(reference, volume, 1, 1 if i == 0 else 0) for i in range(3)]
+    print(f"SavedModel, {args.slices} slices {size}x{size} in one call: {min(vol_times):.2f} s "
+          f"model time (best of 3; load {os.getloadavg()[0]:.2f})")
     for label, reason in failures.items():
         print(f"{label:<18} conversion failed: {reason}")
     seconds, n = synthesize_volume_seconds(model_dir, size, args.slices, reference.slice_axis,
                                            work)
     print(f"usmr synthesize, {args.slices}-slice {size}x{size} volume (axis "
           f"{reference.slice_axis}; {n} slices in the head's bounding box synthesized, "
-          f"SavedModel, batch 32): {seconds:.2f} s end to end")
+          f"SavedModel, batch 32): {seconds:.2f} s end to end (in-process: excludes the "
+          f"Python/TF import of a fresh `usmr` process)")
+    if not args.no_write:
+        results_io.update("infer", {
+            "command": "benchmarks/bench_infer.py " + " ".join(args.argv), "size": size,
+            "runtimes": rows, "failures": failures, "volume_slices": args.slices,
+            "volume_model_s": min(vol_times), "volume_model_times_s": vol_times,
+            "synthesize_s": seconds, "synthesize_slices": n,
+            "loadavg_1m": round(os.getloadavg()[0], 2)})
     return 0
 
 
