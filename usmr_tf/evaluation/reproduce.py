@@ -37,7 +37,7 @@ RECIPES = REPO / "recipes"
 DATA_CONFIG = RECIPES / "data" / "hc18_fetal_mr.yaml"
 DATA_KINDS = ("phantoms", "real")
 EVAL_SEED_OFFSET = 10_007  # phantom test anatomies come from another RNG stream than training
-FIGURE_METHODS = ("cyclegan", "ours", "ours_plus")  # the paper's Fig. 3, + ours_plus
+FIGURE_METHODS = ("cyclegan", "ours", "ours_da")  # the paper's Fig. 3, + ours_da
 
 
 @dataclasses.dataclass(frozen=True)
