@@ -40,21 +40,37 @@ def atomic_path(path, mode=0o644, durable=False):
     On any error the temp file is removed and ``path`` is left as it was. ``durable``: fsync
     the file before and its folder after the rename."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                               suffix="".join(pathlib.Path(path.name).suffixes))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                   suffix="".join(pathlib.Path(path.name).suffixes))
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     os.close(fd)
     tmp = pathlib.Path(tmp)
     try:
         yield tmp
-        os.chmod(tmp, mode)
-        if durable:
-            _fsync_file(tmp)
-        os.replace(tmp, path)
+        try:
+            os.chmod(tmp, mode)
+            if durable:
+                _fsync_file(tmp)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
         if durable:
             fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def cannot_write(path, exc):
+    """An `OSError` for `path` (the output the user named, not a temp file or a parent), saying
+    why: ``cannot write (Not a directory: /out/file_in_the_way)``."""
+    where = f": {exc.filename}" if exc.filename and str(exc.filename) != str(path) else ""
+    if where and pathlib.Path(str(exc.filename)).name.startswith(f".{pathlib.Path(path).name}."):
+        where = ""  # our own temp file: the path says enough
+    error = OSError(exc.errno, f"cannot write ({exc.strerror or exc}{where})", str(path))
+    return error
 
 
 def write_text_atomic(path, text, durable=False):

@@ -73,9 +73,19 @@ def main(argv=None):
     except UsmrError as exc:
         print(f"usmr {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an output that cannot be written (file in the way, read-only, full)
+        print(f"usmr {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"usmr {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def os_error_message(exc):
+    """`PATH: problem` for an `OSError` (both paths of a failed rename or link)."""
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    problem = exc.strerror or str(exc) or type(exc).__name__
+    return f"{' -> '.join(paths)}: {problem}" if paths else f"{problem} ({type(exc).__name__})"
 
 
 if __name__ == "__main__":

@@ -90,6 +90,33 @@ def _check_aligned_inputs(files):
         require_annotation(path)
 
 
+def _check_writable(out):
+    """Fails now, before the model is loaded, if `out` cannot be created (a file where its
+    folder should be, a read-only folder): no output is written when one of them cannot be."""
+    from usmr_tf.atomic import atomic_path
+
+    parent = out.parent
+    missing = []
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    try:
+        with atomic_path(out):  # a temp file beside `out`, removed; `out` is not touched
+            raise _Probed()
+    except _Probed:
+        pass
+    finally:
+        for folder in missing:  # leave no empty folders behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+class _Probed(Exception):
+    pass
+
+
 def _plan(args):
     """[(input, output)] plus the staging info, after checking kinds and existing outputs."""
     src, dst = pathlib.Path(args.input), pathlib.Path(args.output)
@@ -102,6 +129,8 @@ def _plan(args):
     for out in (dst, pathlib.Path(args.preview) if args.preview else None):
         if out is not None and out.exists() and not args.overwrite:
             raise DataError("output already exists (pass --overwrite to replace it)", out)
+        if out is not None:
+            _check_writable(out)
     if kind == "folder":
         files = sorted(p for p in src.iterdir() if p.is_file() and _kind(p) in ("nifti", "image")
                        and not (args.align_hc18 and _is_annotation(p)))
@@ -177,8 +206,13 @@ def run(args):
         shown = _synthesize_file(runner, files[0], dst, axis, args, args.preview)
     else:
         # Build the whole folder in a staging folder beside the output, then rename it.
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        staging = pathlib.Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
+        from usmr_tf.atomic import cannot_write
+
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            staging = pathlib.Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
+        except OSError as exc:
+            raise cannot_write(dst, exc) from None
         try:
             shown = None
             for path in files:

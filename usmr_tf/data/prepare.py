@@ -81,7 +81,7 @@ def load_config(path):
         config = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")

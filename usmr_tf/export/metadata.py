@@ -63,8 +63,8 @@ def read_metadata(model_dir):
         return {}
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: unreadable model metadata ({exc})") from exc
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ConfigError(f"{path}: unreadable model metadata ({exc})") from None
 
 
 def resolve_model_dir(path, version=None):
