@@ -21,3 +21,37 @@ class ModelNotFoundError(ServingError):
 
 class InvalidInputError(ServingError, ValueError):
     """The request does not fit the model (wrong shape, dtype, NaN), caught before or by the server."""
+
+
+class ServerBusyError(ServingError):
+    """The server (or a proxy before it) is overloaded or restarting: HTTP 429 / 502 / 503 / 504."""
+
+
+class BadResponseError(ServingError):
+    """The server answered, but not with what the model should give (not JSON, no such output,
+    wrong shape or dtype): usually a different model or a proxy behind that address."""
+
+
+# Worth another try after a pause: the request may succeed once the server is up again.
+TRANSIENT = (ServerUnreachableError, ServingTimeoutError, ServerBusyError)
+
+
+def with_retries(call, retries, backoff, describe, sleep=None):
+    """`call()`, tried again after a `TRANSIENT` error at most `retries` times, waiting
+    `backoff`, `2 * backoff`, `4 * backoff`, ... seconds (at most 30 s) in between; the last
+    error is raised with how many attempts were made. Other errors are raised at once."""
+    import time
+
+    sleep = sleep or time.sleep
+    retries = max(0, int(retries))
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except TRANSIENT as exc:
+            if attempt == retries:
+                if retries:
+                    raise type(exc)(f"{exc} (gave up after {retries + 1} attempts "
+                                    f"{describe})") from None
+                raise
+            sleep(min(30.0, backoff * 2 ** attempt))
+    raise AssertionError("unreachable")  # pragma: no cover

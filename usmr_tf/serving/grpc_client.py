@@ -5,7 +5,10 @@
         pngs = client.predict_png([open("us.png", "rb").read()])
 
 Uses tensorflow-serving-api's ``PredictionServiceStub.Predict``. Failures raise a
-:class:`~usmr_tf.serving.errors.ServingError` subclass with the server's message.
+:class:`~usmr_tf.serving.errors.ServingError` subclass with the server's message;
+UNAVAILABLE and DEADLINE_EXCEEDED (and RESOURCE_EXHAUSTED from an overloaded server) are
+retried ``retries`` times with exponential backoff; an answer with a missing output, another
+shape or dtype is a `BadResponseError`.
 Synthesized images are research output, not for diagnosis.
 """
 
@@ -17,11 +20,13 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from usmr_tf.export import metadata as meta
 from usmr_tf.serving import errors
 from usmr_tf.serving.inputs import check_encoded_images, check_us_batch
+from usmr_tf.serving.rest_client import check_output
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 _STATUS_ERRORS = {
     grpc.StatusCode.UNAVAILABLE: errors.ServerUnreachableError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ServerBusyError,
     grpc.StatusCode.DEADLINE_EXCEEDED: errors.ServingTimeoutError,
     grpc.StatusCode.NOT_FOUND: errors.ModelNotFoundError,
     grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidInputError,
@@ -38,14 +43,19 @@ class GrpcClient:
         version: a model version (int) or None for the latest.
         timeout: seconds per request (gRPC deadline).
         image_size: if known, inputs are checked against it before sending.
+        retries: how many times a transient failure is retried (0: never).
+        backoff: seconds before the first retry, doubled for each next one.
     """
 
-    def __init__(self, target, model_name, version=None, timeout=30.0, image_size=None):
+    def __init__(self, target, model_name, version=None, timeout=30.0, image_size=None,
+                 retries=2, backoff=0.5):
         self.target = target
         self.model_name = model_name
         self.version = version
         self.timeout = float(timeout)
         self.image_size = image_size
+        self.retries = int(retries)
+        self.backoff = float(backoff)
         self._channel = grpc.insecure_channel(
             target,
             options=[
@@ -74,6 +84,10 @@ class GrpcClient:
         return request
 
     def _call(self, request):
+        return errors.with_retries(lambda: self._call_once(request), self.retries, self.backoff,
+                                   f"to {self.target}")
+
+    def _call_once(self, request):
         try:
             return self._stub.Predict(request, timeout=self.timeout)
         except grpc.RpcError as exc:
@@ -86,29 +100,44 @@ class GrpcClient:
             if cls is errors.ServerUnreachableError:
                 message = f"cannot reach TF Serving at {self.target}: {detail}"
             elif cls is errors.ServingTimeoutError:
-                message = f"{where}: no answer within {self.timeout:g} s"
+                message = f"{where}: no answer within {self.timeout:g} s ({detail})"
             else:
                 message = f"{where}: {code.name if code else 'error'}: {detail}"
             raise cls(message) from None
 
     def _output(self, response, key):
+        where = f"{self.target} model {self.model_name!r}"
         if key not in response.outputs:
-            raise errors.ServingError(
-                f"{self.target} model {self.model_name!r}: response has outputs "
+            raise errors.BadResponseError(
+                f"{where}: response has outputs "
                 f"{sorted(response.outputs)}, not {key!r} (was it exported with `usmr export`?)"
             )
-        return tf.make_ndarray(response.outputs[key])
+        try:
+            return tf.make_ndarray(response.outputs[key])
+        except Exception as exc:  # noqa: BLE001 - a malformed TensorProto
+            raise errors.BadResponseError(f"{where}: output {key!r} is not a valid tensor "
+                                          f"({type(exc).__name__})") from None
 
     def predict(self, us_image):
         """float32 ``[B, H, W, 1]`` (or one ``[H, W, 1]``) in [-1, 1] -> synthesized MR, same shape."""
         x = check_us_batch(us_image, self.image_size)
         proto = tf.make_tensor_proto(x, dtype=tf.float32)
         response = self._call(self._request(meta.SERVING_SIGNATURE, meta.US_IMAGE_KEY, proto))
-        return np.asarray(self._output(response, meta.MR_IMAGE_KEY), dtype=np.float32)
+        out = self._output(response, meta.MR_IMAGE_KEY)
+        if out.dtype.kind != "f":
+            raise errors.BadResponseError(
+                f"{self.target} model {self.model_name!r}: output {meta.MR_IMAGE_KEY!r} is "
+                f"{out.dtype}, expected float32")
+        return check_output(out, x.shape, f"{self.target} model {self.model_name!r}")
 
     def predict_png(self, encoded_images):
         """List of PNG/JPEG bytes -> list of synthesized MR PNG bytes (same height x width)."""
         images = check_encoded_images(encoded_images)
         proto = tf.make_tensor_proto(images, dtype=tf.string, shape=[len(images)])
         response = self._call(self._request(meta.PNG_SIGNATURE, meta.US_PNG_KEY, proto))
-        return [bytes(b) for b in self._output(response, meta.MR_PNG_KEY).ravel()]
+        out = self._output(response, meta.MR_PNG_KEY)
+        if out.dtype.kind not in "OSa" or out.size != len(images):
+            raise errors.BadResponseError(
+                f"{self.target} model {self.model_name!r}: expected {len(images)} PNG strings, "
+                f"got {out.dtype} {out.shape}")
+        return [bytes(b) for b in out.ravel()]

@@ -7,7 +7,11 @@
 
 ``POST /v1/models/<name>[/versions/<v>]:predict`` as documented in TF Serving's
 ``api_rest.md``. String outputs whose name ends in ``_bytes`` come back as ``{"b64": ...}``.
-Failures raise a :class:`~usmr_tf.serving.errors.ServingError` subclass.
+Failures raise a :class:`~usmr_tf.serving.errors.ServingError` subclass: the server's own
+``{"error": ...}`` message for HTTP 4xx / 5xx; `BadResponseError` for an answer that is not
+the model's (not JSON, wrong output, shape or dtype). Transient failures (connection refused or
+reset, timeout, HTTP 429 / 502 / 503 / 504) are retried ``retries`` times with exponential
+backoff; the others are not.
 Synthesized images are research output, not for diagnosis.
 """
 
@@ -31,15 +35,19 @@ class RestClient:
         version: a model version (int) or None for the latest.
         timeout: seconds per request (connect and read).
         image_size: if known, inputs are checked against it before sending.
+        retries: how many times a transient failure is retried (0: never).
+        backoff: seconds before the first retry, doubled for each next one.
     """
 
     def __init__(self, base_url, model_name, version=None, timeout=30.0, image_size=None,
-                 session=None):
+                 session=None, retries=2, backoff=0.5):
         self.base_url = base_url.rstrip("/")
         self.model_name = model_name
         self.version = version
         self.timeout = float(timeout)
         self.image_size = image_size
+        self.retries = int(retries)
+        self.backoff = float(backoff)
         self._session = session or requests.Session()
 
     @property
@@ -59,29 +67,46 @@ class RestClient:
         self.close()
 
     def _send(self, method, url, body=None):
+        data = None if body is None else json.dumps(body)
+        return errors.with_retries(lambda: self._send_once(method, url, data), self.retries,
+                                   self.backoff, f"to {url}")
+
+    def _send_once(self, method, url, data):
         try:
             response = self._session.request(
-                method, url, data=None if body is None else json.dumps(body),
-                headers={"Content-Type": "application/json"}, timeout=self.timeout,
+                method, url, data=data, headers={"Content-Type": "application/json"},
+                timeout=self.timeout,
             )
         except requests.exceptions.Timeout:
             raise errors.ServingTimeoutError(f"{url}: no answer within {self.timeout:g} s") from None
         except requests.exceptions.ConnectionError as exc:
             raise errors.ServerUnreachableError(
-                f"cannot reach TF Serving at {self.base_url}: {type(exc).__name__}"
+                f"cannot reach TF Serving at {self.base_url}: {_reason(exc)}"
             ) from None
+        except requests.exceptions.RequestException as exc:
+            raise errors.ServingError(f"{url}: {_reason(exc)}") from None
+        status = response.status_code
         try:
             payload = response.json()
         except ValueError:
-            payload = {"error": response.text[:500]}
-        if response.status_code != 200 or "error" in payload:
-            message = payload.get("error", f"HTTP {response.status_code}")
-            where = f"{url} (HTTP {response.status_code})"
-            if response.status_code == 404:
+            payload = None
+        error = payload.get("error") if isinstance(payload, dict) else None
+        if status != 200 or error is not None:
+            message = error if error is not None else (
+                f"non-JSON body {response.text[:200]!r}" if payload is None else f"HTTP {status}")
+            where = f"{url} (HTTP {status})"
+            if status == 404:
                 raise errors.ModelNotFoundError(f"{where}: {message}")
-            if response.status_code == 400:
+            if status == 400:
                 raise errors.InvalidInputError(f"{where}: {message}")
+            if status in (429, 502, 503, 504):
+                raise errors.ServerBusyError(f"{where}: {message}")
             raise errors.ServingError(f"{where}: {message}")
+        if not isinstance(payload, dict):
+            what = "not JSON" if payload is None else f"JSON {type(payload).__name__}"
+            raise errors.BadResponseError(
+                f"{url}: the answer is {what}, not a TF Serving JSON object: "
+                f"{response.text[:200]!r}")
         return payload
 
     def status(self):
@@ -100,12 +125,7 @@ class RestClient:
         payload = self._predict(body)
         key = "predictions" if form == "instances" else "outputs"
         values = _single_output(payload, key, meta.MR_IMAGE_KEY, self.model_url)
-        out = np.asarray(values, dtype=np.float32)
-        if out.shape != x.shape:
-            raise errors.ServingError(
-                f"{self.model_url}: answer has shape {out.shape}, expected {x.shape}"
-            )
-        return out
+        return check_output(values, x.shape, self.model_url)
 
     def predict_png(self, encoded_images):
         """List of PNG/JPEG bytes -> list of synthesized MR PNG bytes (``predict_png`` signature)."""
@@ -117,22 +137,54 @@ class RestClient:
         values = _single_output(self._predict(body), "predictions", meta.MR_PNG_KEY,
                                 self.model_url)
         try:
-            return [base64.b64decode(value["b64"]) for value in values]
-        except (TypeError, KeyError) as exc:
-            raise errors.ServingError(
+            pngs = [base64.b64decode(value["b64"], validate=True) for value in values]
+        except (TypeError, KeyError, ValueError):
+            raise errors.BadResponseError(
                 f"{self.model_url}: expected {{'b64': ...}} PNG values in the answer"
-            ) from exc
+            ) from None
+        if len(pngs) != len(images):
+            raise errors.BadResponseError(
+                f"{self.model_url}: {len(pngs)} images in the answer for {len(images)} sent")
+        return pngs
+
+
+def _reason(exc):
+    """The innermost cause of a requests exception, in one line (refused, reset, ...)."""
+    inner = exc
+    while inner.__context__ is not None or getattr(inner, "reason", None) is not None:
+        nxt = getattr(inner, "reason", None) or inner.__context__
+        if not isinstance(nxt, BaseException) or nxt is inner:
+            break
+        inner = nxt
+    text = str(inner).splitlines()[0] if str(inner) else ""
+    return f"{type(inner).__name__}: {text[:200]}" if text else type(inner).__name__
+
+
+def check_output(values, shape, where):
+    """The model's MR output as float32 of `shape`, or `BadResponseError` saying what came."""
+    try:
+        out = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise errors.BadResponseError(
+            f"{where}: the output is not a numeric array of shape {tuple(shape)}") from None
+    if out.shape != tuple(shape):
+        raise errors.BadResponseError(
+            f"{where}: answer has shape {out.shape}, expected {tuple(shape)}")
+    if not np.all(np.isfinite(out)):
+        raise errors.BadResponseError(f"{where}: the output has NaN or Inf values")
+    return out
 
 
 def _single_output(payload, key, name, url):
     """The values of output ``name``: TF Serving drops the name when there is one output."""
     if key not in payload:
-        raise errors.ServingError(f"{url}: answer has no {key!r} field: {sorted(payload)}")
+        raise errors.BadResponseError(f"{url}: answer has no {key!r} field: {sorted(payload)}")
     values = payload[key]
     if isinstance(values, dict):  # columnar, several outputs
         values = values.get(name)
-    elif values and isinstance(values[0], dict) and name in values[0]:  # rows, several outputs
-        values = [row[name] for row in values]
-    if values is None:
-        raise errors.ServingError(f"{url}: answer has no output {name!r}")
+    elif (isinstance(values, list) and values and isinstance(values[0], dict)
+          and name in values[0]):  # rows, several outputs
+        values = [row.get(name) if isinstance(row, dict) else None for row in values]
+    if values is None or not isinstance(values, list):
+        raise errors.BadResponseError(f"{url}: answer has no output {name!r}")
     return values
