@@ -24,17 +24,19 @@ import numpy as np  # noqa: E402
 
 import usmr_tf.models.registry  # noqa: E402,F401 - registers the model classes
 from usmr_tf.data.cache import load_prepared  # noqa: E402
-from usmr_tf.metrics.diversity import output_diversity  # noqa: E402
+from usmr_tf.metrics.diversity import mean_pairwise_l1, output_diversity  # noqa: E402
+from usmr_tf.metrics.swd import swd  # noqa: E402
 
 NOISE = (0.01, 0.03, 0.1)
 
 
-def probe(model, us, rng):
+def probe(model, us, real_mr, rng):
     out = model.forward(us, training=False)
     synth = np.asarray(out["synth_mr"])
     back = np.asarray(out["back_us"])
     row = {
         "diversity": output_diversity(us, synth),
+        "swd_test": swd(synth, real_mr, seed=0)["mean"],
         "back_diversity": output_diversity(us, back),
         "proj_l1": float(np.abs(back - us).mean()),
     }
@@ -58,7 +60,13 @@ def main():
                    help="file in each run: model.keras, or a .weights.h5 with recipe.yaml")
     args = p.parse_args()
     us, _ = load_prepared(args.data, "test", modality="us")
-    rows = {}
+    real_mr, _ = load_prepared(args.data, "test", modality="mr")
+    train_mr, _ = load_prepared(args.data, "train", modality="mr")
+    rows = {
+        "identity": {"diversity": 1.0, "swd_test": swd(us, real_mr, seed=0)["mean"]},
+        "real MR": {"diversity": mean_pairwise_l1(train_mr) / mean_pairwise_l1(us),
+                    "swd_test": swd(train_mr, real_mr, seed=0)["mean"]},
+    }
     for run in args.runs:
         run = pathlib.Path(run)
         if args.weights.endswith(".keras"):
@@ -70,13 +78,15 @@ def main():
             recipe = load_recipe(run / "recipe.yaml")
             model = build_model(recipe["model"], recipe["data"]["image_size"])
             model.load_weights(run / args.weights)
-        rows[run.name] = probe(model, us, np.random.default_rng(0))
+        rows[run.name] = probe(model, us, real_mr, np.random.default_rng(0))
         keras.backend.clear_session()
-    names = list(next(iter(rows.values())))
-    print(f"{len(us)} unseen US ({args.data}, test split)")
+    names = list(rows[list(rows)[-1]])
+    print(f"{len(us)} unseen US, {len(real_mr)} test MR ({args.data}); reference rows: identity "
+          f"(US passed through), real MR (training MR slices, other subjects)")
     print("run".ljust(14) + "".join(n.rjust(15) for n in names))
     for run, row in rows.items():
-        print(run.ljust(14) + "".join(f"{row[n]:15.3f}" for n in names))
+        print(run.ljust(14) + "".join(f"{row[n]:15.3f}" if n in row else "-".rjust(15)
+                                      for n in names))
 
 
 if __name__ == "__main__":

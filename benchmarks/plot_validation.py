@@ -1,0 +1,67 @@
+"""Learning curves from `validation.csv` of one or more `usmr train` runs (issue 11).
+
+    .venv/bin/python benchmarks/plot_validation.py RUN [RUN ...] --out curves.png \
+        [--labels A B ...] [--identity-swd 234] [--real-diversity 0.7] [--real-swd 41]
+
+Two panels: output diversity and SWD against optimizer steps, with the reference lines when
+given (identity = US passed through; real MR = the floor). Research output, not for diagnosis.
+"""
+
+import argparse
+import csv
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read(run):
+    with open(pathlib.Path(run) / "validation.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return ([int(r["step"]) for r in rows], [float(r["diversity"]) for r in rows],
+            [float(r["swd"]) for r in rows])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", required=True)
+    p.add_argument("--labels", nargs="*")
+    p.add_argument("--title", default="")
+    p.add_argument("--identity-swd", type=float)
+    p.add_argument("--real-swd", type=float)
+    p.add_argument("--real-diversity", type=float)
+    p.add_argument("--floor", type=float, default=0.5, help="best-checkpoint diversity floor")
+    args = p.parse_args()
+    labels = args.labels or [pathlib.Path(r).name for r in args.runs]
+    fig, (ax_d, ax_s) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for run, label in zip(args.runs, labels):
+        steps, div, swd = read(run)
+        ax_d.plot(steps, div, marker="o", ms=3, label=label)
+        ax_s.plot(steps, swd, marker="o", ms=3, label=label)
+    ax_d.axhline(1.0, color="grey", ls=":", lw=1, label="identity (US)")
+    ax_d.axhline(args.floor, color="red", ls="--", lw=1, label=f"floor {args.floor}")
+    if args.real_diversity is not None:
+        ax_d.axhline(args.real_diversity, color="green", ls=":", lw=1, label="real MR")
+    if args.identity_swd is not None:
+        ax_s.axhline(args.identity_swd, color="grey", ls=":", lw=1, label="identity (US)")
+        ax_s.axhline(args.identity_swd / 2, color="red", ls="--", lw=1, label="0.5 x identity")
+    if args.real_swd is not None:
+        ax_s.axhline(args.real_swd, color="green", ls=":", lw=1, label="real MR")
+    ax_d.set(xlabel="optimizer step", ylabel="output diversity (0 = collapse)",
+             title="diversity (validation US)")
+    ax_s.set(xlabel="optimizer step", ylabel="SWD x1e3 (lower = closer to MR)",
+             title="SWD to the training MR domain", yscale="log")
+    ax_d.legend(fontsize=7)
+    ax_s.legend(fontsize=7)
+    if args.title:
+        fig.suptitle(args.title + " (research output, not for diagnosis)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
