@@ -109,3 +109,38 @@ def is_temp_name(name):
     match = _TEMP.match(name)
     return bool(match) and match["suffix"] == "".join(
         pathlib.Path(match["target"]).suffixes)
+
+
+@contextlib.contextmanager
+def exclusive(path):
+    """Holds an exclusive lock for the output ``path`` (``fcntl.flock`` on ``.NAME.lock`` beside
+    it) so that two processes writing the same output take turns; the lock file is removed
+    on release. Local file systems only (on NFS, flock may not exclude other machines)."""
+    import fcntl
+
+    path = pathlib.Path(path)
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            current = os.stat(lock)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(os.fstat(fd), current):
+            break  # still the lock file: ours (not one a previous holder removed)
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(lock)
+        finally:
+            os.close(fd)

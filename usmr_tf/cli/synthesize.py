@@ -186,28 +186,14 @@ def _synthesize_file(runner, path, out_path, axis, args, preview):
     return (us, mr) if preview else None
 
 
-def run(args):
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.output_frame == "aligned" and not args.align_hc18:
-        raise ConfigError("--output-frame aligned needs --align-hc18")
-    kind, files = _plan(args)
+def _write_outputs(runner, kind, files, dst, axis, args):
+    from usmr_tf.atomic import cannot_write
     from usmr_tf.export import synthesis
-    from usmr_tf.export.runtimes import SavedModelRunner
 
-    if args.preset:
-        from usmr_tf.presets import preset_path
-
-        args.model = preset_path(args.preset)
-    runner = SavedModelRunner(args.model, version=args.version)
-    axis = runner.slice_axis if args.axis is None else args.axis
-    dst = pathlib.Path(args.output)
     if kind != "folder":
         shown = _synthesize_file(runner, files[0], dst, axis, args, args.preview)
     else:
         # Build the whole folder in a staging folder beside the output, then rename it.
-        from usmr_tf.atomic import cannot_write
-
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
             staging = pathlib.Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
@@ -229,6 +215,33 @@ def run(args):
         labels = ("aligned US" if args.align_hc18 else "input US", "synthesized MR")
         synthesis.save_preview(shown[0], shown[1], args.preview,
                                title=pathlib.Path(args.input).name, labels=labels)
+
+
+def run(args):
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.output_frame == "aligned" and not args.align_hc18:
+        raise ConfigError("--output-frame aligned needs --align-hc18")
+    kind, files = _plan(args)
+    from usmr_tf.export.runtimes import SavedModelRunner
+
+    if args.preset:
+        from usmr_tf.presets import preset_path
+
+        args.model = preset_path(args.preset)
+    runner = SavedModelRunner(args.model, version=args.version)
+    axis = runner.slice_axis if args.axis is None else args.axis
+    dst = pathlib.Path(args.output)
+    from usmr_tf.atomic import exclusive
+
+    # Two runs writing the same output take turns (a lock beside it): one result, never a
+    # mix of both; the second fails if the first wrote it meanwhile (unless --overwrite).
+    with exclusive(dst):
+        for out in (dst, pathlib.Path(args.preview) if args.preview else None):
+            if out is not None and out.exists() and not args.overwrite:
+                raise DataError("output already exists (written meanwhile by another run; pass "
+                                "--overwrite to replace it)", out)
+        _write_outputs(runner, kind, files, dst, axis, args)
     print(f"wrote {dst} ({len(files)} input{'s' if len(files) != 1 else ''}; "
           f"model {runner.model_dir.name} v{runner.version}) - research output, not for diagnosis")
     return 0

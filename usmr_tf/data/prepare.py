@@ -41,6 +41,7 @@ import numpy as np
 import yaml
 
 import usmr_tf
+from usmr_tf.atomic import exclusive
 from usmr_tf.data import cache, hc18
 from usmr_tf.data.images import image_to_slice, is_image, load_image
 from usmr_tf.data.nifti import is_nifti
@@ -321,13 +322,15 @@ def prepare_dataset(config, out, *, data_root=None, force=False, log=None):
     files = input_files(resolved)
     key = dataset_key(resolved, files)
     out = pathlib.Path(out)
-    existing = cache.read_manifest(out) if out.is_dir() else None
-    if existing and existing.get("key") == key and not force:
-        return out, existing, True
-    start = time.perf_counter()
-    parts = prepare_arrays(resolved, files, log=log)
-    manifest = {"key": key, "params": resolved, "version": usmr_tf.__version__,
-                "seconds": round(time.perf_counter() - start, 3),
-                "note": "research images, not for diagnosis"}
-    cache.write_prepared(out, parts, manifest)
-    return out, cache.read_manifest(out), False
+    # Two `usmr prepare` into one folder take turns: the second finds the first's result.
+    with exclusive(out):
+        existing = cache.read_manifest(out) if out.is_dir() else None
+        if existing and existing.get("key") == key and not force:
+            return out, existing, True
+        start = time.perf_counter()
+        parts = prepare_arrays(resolved, files, log=log)
+        manifest = {"key": key, "params": resolved, "version": usmr_tf.__version__,
+                    "seconds": round(time.perf_counter() - start, 3),
+                    "note": "research images, not for diagnosis"}
+        cache.write_prepared(out, parts, manifest)
+        return out, cache.read_manifest(out), False
