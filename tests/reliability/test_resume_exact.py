@@ -3,7 +3,7 @@ was never interrupted: every array of `final.weights.h5` (model and both optimiz
 value of `history.csv`, wherever the kill lands (issue 12).
 
 The fast test kills in process (an exception from a callback, mid-epoch, between backups); the
-slow one SIGKILLs `usmr train` subprocesses at 7 moments: random times, mid-epoch, inside a
+slow one SIGKILLs `usmr train` subprocesses at 6 moments: a random time, mid-epoch, inside a
 backup's write, between a backup's weights and its commit, inside the final save and inside the
 backup's removal.
 """
@@ -161,21 +161,18 @@ def test_sigkill_anywhere_then_resume_is_bit_identical(tmp_path):
 
     # 15 steps in 3 epochs of 5; backups after steps 3, 5 (epoch), 6, 9, 10 (epoch), 12, 15.
     points = ["step:8",          # mid-epoch 1, two steps after the step-6 backup
-              "step:13",         # mid-epoch 2 after the step-12 backup
               "backup-write:3",  # inside the step-6 backup's weights write
               "backup-commit:5",  # step-10 weights in place, state.json still at step 9
               "final-save",      # final.weights.h5 written, model.keras half written
               "discard"]         # run finished, state.json removed, weights still there
     rng = random.Random(12)
-    outcomes = []
-    for i, point in enumerate(points + ["random", "random"]):
+    for i, point in enumerate(points + ["random"]):
         out = tmp_path / f"run{i}"
         if point == "random":
             code = _killed_at_random(out, rng.uniform(0.3, 1.0) * wall)
         else:
             code = _train(out, point).returncode
             assert code == -signal.SIGKILL, f"{point}: exit {code}, not killed"
-        outcomes.append((point, code))
         resumed = _train(out)
         assert resumed.returncode == 0, f"{point}:\n{resumed.stderr[-3000:]}"
         assert_same_run(out, ref)

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from usmr_tf.atomic import atomic_path, write_text_atomic
+from usmr_tf.atomic import atomic_path, remove_stale_temps, write_text_atomic
 from usmr_tf.errors import ConfigError, UsmrError
 from usmr_tf.training import backup as backup_lib
 from usmr_tf.training import callbacks as callbacks_lib
@@ -314,6 +314,8 @@ def train(recipe, out_dir, strategy=None):
     backup_dir = pathlib.Path(out_dir) / "backup"
     start = backup_lib.restore(model, backup_dir, recipe, steps)
     dump_recipe(recipe, out / "recipe.yaml")
+    for folder in (out, out / "checkpoints"):  # temp files of a killed run's writes
+        remove_stale_temps(folder)
     _truncate_history(out / "history.csv", start.epoch)
     backup = backup_lib.TrainingBackup(backup_dir, recipe, steps, log["backup_every_steps"],
                                        start=start, write=chief)
