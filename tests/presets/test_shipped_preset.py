@@ -60,3 +60,18 @@ def test_output_on_real_us_is_finite_in_range_and_not_identity(model, hc18_slice
     assert np.abs(mr - us).mean() > 0.1  # not an identity map
     assert abs(np.corrcoef(mr.ravel(), us.ravel())[0, 1]) < 0.95
     assert mr.std() > 0.05  # not a constant image
+
+
+def test_outputs_follow_their_inputs_no_mode_collapse(model, repo_root):
+    """Issue 11: the shipped model must not map every US to one image. On the six held-out HC18
+    images of the bundled sample set its output diversity (pairwise L1 of outputs / of inputs)
+    stays at or above the 0.5 floor of the best-checkpoint rule (a collapsed model scores ~0)."""
+    from usmr_tf.data import load_hc18
+    from usmr_tf.metrics.diversity import output_diversity
+
+    folder = repo_root / "examples" / "sample_data" / "us" / "hc18" / "training_set"
+    paths = sorted(folder.glob("*_HC.png"))
+    assert len(paths) >= 4, folder
+    us = np.stack([load_hc18(p, size=model.image_size)[0] for p in paths])[..., None]
+    mr = np.asarray(model(us.astype(np.float32)))
+    assert output_diversity(us, mr) >= 0.5

@@ -44,6 +44,9 @@ def register(subparsers):
                         help="skip the identity and real-MR reference rows")
     parser.add_argument("--split", default="test", choices=("train", "test", "heldout"),
                         help="split read from `usmr prepare` dataset folders (default test)")
+    parser.add_argument("--mr-split", default=None, choices=("train", "test", "heldout"),
+                        help="split read for --mr from a `usmr prepare` folder (default: --split;"
+                             " `heldout` = the left-out MR source of preset_v2)")
     parser.add_argument("--json", help="write the results here (atomically)")
     parser.add_argument("--max-images", type=int, default=64,
                         help="use at most this many US images (default 64; 0 = all)")
@@ -85,7 +88,7 @@ def _reference_mr(args, size, load_image_set):
         return load_image_set(args.mr_reference, size, modality="mr", split="train")
     mr = pathlib.Path(args.mr)
     if mr.is_dir() and _is_prepared(mr, "mr"):
-        other = "train" if args.split != "train" else "test"
+        other = "train" if (args.mr_split or args.split) != "train" else "test"
         try:
             return load_image_set(mr, size, modality="mr", split=other)
         except Exception:  # noqa: BLE001 - no other split: no real-MR row
@@ -111,7 +114,7 @@ def run(args):
     size = runner.image_size
     limit = args.max_images or None
     us = load_image_set(args.us, size, limit=limit, modality="us", split=args.split)
-    real_mr = load_image_set(args.mr, size, modality="mr", split=args.split)
+    real_mr = load_image_set(args.mr, size, modality="mr", split=args.mr_split or args.split)
     paired = (load_image_set(args.paired_mr, size, limit=limit, split=args.split)
               if args.paired_mr else None)
     synth = _synthesize(runner, us, args.batch_size, args.quiet)
@@ -139,7 +142,9 @@ def run(args):
             "preset": args.preset,
             "version": runner.version,
             "image_size": size,
-            "inputs": {"us": str(args.us), "mr": str(args.mr), "paired_mr": args.paired_mr},
+            "inputs": {"us": str(args.us), "mr": str(args.mr), "paired_mr": args.paired_mr,
+                       "split": args.split, "mr_split": args.mr_split or args.split,
+                       "mr_reference": args.mr_reference},
             "counts": {"us": len(us), "real_mr": len(real_mr)},
             **result,
             "references": references,
