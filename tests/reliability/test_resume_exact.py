@@ -131,7 +131,7 @@ SLOW = ("data.image_size=32", "model.base_filters=4", "model.depth=2", "training
         "logging.backup_every_steps=3", "logging.checkpoint_every=2", "logging.verbose=2")
 
 
-def _train(out, point=None, timeout=600):
+def _train(out, point=None, timeout=1500):
     cmd = testing.train_command(out, *SLOW)
     if point:
         cmd = [sys.executable, str(DRIVER), point, "--"] + cmd[3:]
