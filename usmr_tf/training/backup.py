@@ -90,8 +90,10 @@ def fingerprint(recipe):
 
 
 def _diff(a, b, prefix=""):
+    """The first `(dotted key, old, new)` where `b` differs from `a`; keys only `b` has (recipe
+    keys added by a newer usmr-tf) are not compared."""
     if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b), key=str):
+        for key in sorted(a, key=str):
             found = _diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key))
             if found:
                 return found
