@@ -234,3 +234,11 @@ def test_fit_with_both_options_runs_and_logs_nce(phantom_batch):
     m.compile()
     hist = m.fit(tf.data.Dataset.from_tensor_slices((us, mr)).batch(4), epochs=1, verbose=0)
     assert np.isfinite(hist.history["loss_nce"][-1]) and np.isfinite(hist.history["loss"][-1])
+
+
+def test_diff_augment_policy_subset_is_kept_and_checked():
+    m = AnatomyAwareSynthesis(**TINY, seed=0, diff_augment="translation,cutout")
+    assert m.get_config()["diff_augment"] == "translation,cutout"
+    assert AnatomyAwareSynthesis.from_config(m.get_config()).diff_augment == "translation,cutout"
+    with pytest.raises(ValueError, match="subset"):
+        AnatomyAwareSynthesis(**TINY, seed=0, diff_augment="rotate")

@@ -23,6 +23,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from usmr_tf.layers.diff_augment import POLICIES as _DA_POLICIES
+from usmr_tf.layers.diff_augment import check_policy as _check_da_policy
 from usmr_tf.layers.diff_augment import diff_augment as _diff_augment
 from usmr_tf.layers.discriminators import PatchDiscriminator
 from usmr_tf.layers.seeding import sub_seed
@@ -80,7 +82,13 @@ class SynthesisModel(_BuiltInInit):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.diff_augment = bool(diff_augment)
+        # True: Zhao et al.'s "color,translation,cutout"; a string: that subset (e.g.
+        # "translation,cutout", which leaves intensities alone); False: off.
+        if isinstance(diff_augment, str):
+            _check_da_policy(diff_augment)
+            self.diff_augment = diff_augment
+        else:
+            self.diff_augment = bool(diff_augment)
         self.image_size, self.depth = check_image_size(image_size, depth)
         self.base_filters = int(base_filters)
         self.lambda_rec = float(lambda_rec)
@@ -112,7 +120,8 @@ class SynthesisModel(_BuiltInInit):
         """What an image discriminator sees: DiffAugment-ed when `diff_augment` and training."""
         if not (self.diff_augment and training):
             return images
-        return _diff_augment(images, self._step_seed(salt))
+        policy = _DA_POLICIES if self.diff_augment is True else self.diff_augment
+        return _diff_augment(images, self._step_seed(salt), policy=policy)
 
     def _finish_init(self):
         """Creates the log trackers, then builds every variable (call last in `__init__`)."""
