@@ -10,7 +10,7 @@
      prepared with the shipped model's own recipe and split, and only the "test" split
      plus, where the recipe holds a source out (MR: the MIAL fetus), the "heldout" split
      (never seen in training) are used.
-2. Synthesizes MR from held-out HC18 images with the shipped preset ``fetal_hc18_cc0``
+2. Synthesizes MR from held-out HC18 images with the shipped preset ``fetal_hc18_v2``
    (``usmr_tf.from_preset``) and writes one PNG per image plus a figure:
    raw US | pre-processed US | synthesized MR | a real MR of a similar plane (not in
    correspondence).
@@ -46,7 +46,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA_CONFIG = REPO / "recipes" / "data" / "preset_v2.yaml"
 SAMPLE_DATA = REPO / "examples" / "sample_data"
 SAMPLE_RECIPE = "usmr_sample.yaml"  # a --data folder holding this is a sample set
-PRESET = "fetal_hc18_cc0"
+PRESET = "fetal_hc18_v2"
 NOTICE = "research images, not for diagnosis"
 
 

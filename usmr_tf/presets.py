@@ -1,4 +1,4 @@
-"""Pretrained models by name (KerasHub-style): ``usmr_tf.from_preset("fetal_hc18_cc0")``.
+"""Pretrained models by name (KerasHub-style): ``usmr_tf.from_preset("fetal_hc18_v2")``.
 
 A preset is an exported model folder ``saved_models/<name>/`` (TF Serving layout: numbered
 version folders, ``usmr.json``, ``MODEL_CARD.md``). The presets folder (`presets_dir`) is,

@@ -245,7 +245,7 @@ def test_align_hc18_real_image_with_shipped_preset(shared_data, tmp_path, monkey
     monkeypatch.delenv("USMR_PRESETS_DIR", raising=False)
     src = shared_data / "us" / "hc18" / "training_set" / "000_HC.png"  # a held-out test image
     out, preview = tmp_path / "mr.png", tmp_path / "fig.png"
-    assert main(["synthesize", "--preset", "fetal_hc18_cc0", str(src), str(out), "--align-hc18",
+    assert main(["synthesize", "--preset", "fetal_hc18_v2", str(src), str(out), "--align-hc18",
                  "--preview", str(preview), "--quiet"]) == 0
     us = np.asarray(Image.open(src).convert("L"))
     mr = np.asarray(Image.open(out))

@@ -8,7 +8,7 @@ import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "sample_data"
-PRESET = "fetal_hc18_cc0"
+PRESET = "fetal_hc18_v2"
 VENV_BIN = pathlib.Path(sys.executable).parent
 
 # TensorFlow start-up lines a user must not see by default (issue 9, measured on CPU).

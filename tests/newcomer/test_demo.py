@@ -54,5 +54,5 @@ def test_make_demo_runs_on_a_bare_clone(tmp_path):
     assert "bundled sample set" in proc.stdout
     assert f"{clone}/examples/sample_data" in proc.stdout.replace(os.sep, "/")
     assert (clone / "demo_output" / "synthesis.png").is_file()
-    assert re.search(r"wrote \S*synthesis\.png .*preset fetal_hc18_cc0", proc.stdout)
+    assert re.search(r"wrote \S*synthesis\.png .*preset fetal_hc18_v2", proc.stdout)
     assert not [n for n in NOISE if n in proc.stderr], proc.stderr

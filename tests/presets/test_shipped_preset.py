@@ -1,4 +1,4 @@
-"""The shipped pretrained model `fetal_hc18_cc0` (saved_models/, committed): loads by name,
+"""The shipped pretrained model `fetal_hc18_v2` (saved_models/, committed): loads by name,
 has the documented signatures and only inference variables, and maps a real HC18 US image to
 a finite, in-range image that is not the input. Research output, not for diagnosis."""
 
@@ -11,7 +11,7 @@ import pytest
 import usmr_tf
 from usmr_tf.presets import REPO_PRESETS, list_presets
 
-PRESET = "fetal_hc18_cc0"
+PRESET = "fetal_hc18_v2"
 TRAINING_ONLY = ("discriminator", "edge_net", "back_encoder", "back_decoder", "us_decoder_top")
 
 
@@ -72,6 +72,7 @@ def test_outputs_follow_their_inputs_no_mode_collapse(model, repo_root):
     folder = repo_root / "examples" / "sample_data" / "us" / "hc18" / "training_set"
     paths = sorted(folder.glob("*_HC.png"))
     assert len(paths) >= 4, folder
-    us = np.stack([load_hc18(p, size=model.image_size)[0] for p in paths])[..., None]
+    size = model.image_size
+    us = np.stack([load_hc18(p, size=size)[0] for p in paths]).reshape(len(paths), size, size, 1)
     mr = np.asarray(model(us.astype(np.float32)))
     assert output_diversity(us, mr) >= 0.5

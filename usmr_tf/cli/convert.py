@@ -3,7 +3,7 @@
     usmr convert --to tflite saved_models/NAME model.tflite [--quantize dynamic]
     usmr convert --to onnx   saved_models/NAME model.onnx
     usmr convert --to tfjs   saved_models/NAME web_model/
-    usmr convert --to tflite --preset fetal_hc18_cc0 model.tflite   (or --model saved_models/NAME)
+    usmr convert --to tflite --preset fetal_hc18_v2 model.tflite   (or --model saved_models/NAME)
 
 Only the ``serving_default`` signature (float32 [batch, S, S, 1] -> same) is converted.
 After TFLite / ONNX conversion the result is run on a random batch and compared with the

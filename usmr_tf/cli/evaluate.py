@@ -2,7 +2,7 @@
 
     usmr evaluate --model saved_models/ours --us us.npy --mr real_mr/ [--paired-mr mr.npy]
                   [--json out.json]
-    usmr evaluate --preset fetal_hc18_cc0 --us prepared/ --mr prepared/ [--quiet]
+    usmr evaluate --preset fetal_hc18_v2 --us prepared/ --mr prepared/ [--quiet]
 
 Prints a table (output diversity, deformation score, SWD, structure score; MAE/PSNR/SSIM
 with --paired-mr) next to the reference rows every score is read against: `identity` (the US

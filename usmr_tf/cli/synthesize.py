@@ -3,8 +3,8 @@
     usmr synthesize --model saved_models/NAME in.nii.gz out.nii.gz [--preview fig.png]
     usmr synthesize --model saved_models/NAME us.png mr.png
     usmr synthesize --model saved_models/NAME us_dir/ mr_dir/
-    usmr synthesize --preset fetal_hc18_cc0 us.png mr.png
-    usmr synthesize --preset fetal_hc18_cc0 --align-hc18 010_HC.png mr.png [--output-frame aligned]
+    usmr synthesize --preset fetal_hc18_v2 us.png mr.png
+    usmr synthesize --preset fetal_hc18_v2 --align-hc18 010_HC.png mr.png [--output-frame aligned]
 
 Volumes are synthesized slice by slice along the model's slice axis (``usmr.json``), in
 batches, with a progress bar; the output keeps the input's affine, header geometry and voxel
