@@ -35,13 +35,20 @@ def register(subparsers):
     return parser
 
 
+def _run_recipe(checkpoint):
+    """The `recipe.yaml` of the run a checkpoint belongs to: beside it, or one folder up for a
+    `.weights.h5` in `RUN/checkpoints/`; None if there is none."""
+    candidates = [checkpoint.parent / "recipe.yaml"]
+    if checkpoint.name.endswith(".weights.h5"):
+        candidates.append(checkpoint.parent.parent / "recipe.yaml")
+    return next((p for p in candidates if p.is_file()), None)
+
+
 def _recipe_metadata(checkpoint):
     """usmr.json fields from the run's ``recipe.yaml`` next to the checkpoint (or one folder
     up, for ``checkpoints/*.weights.h5``), if any."""
-    recipe_path = checkpoint.parent / "recipe.yaml"
-    if not recipe_path.exists() and checkpoint.name.endswith(".weights.h5"):
-        recipe_path = checkpoint.parent.parent / "recipe.yaml"
-    if not recipe_path.exists():
+    recipe_path = _run_recipe(checkpoint)
+    if recipe_path is None:
         return {}
     import yaml
 
@@ -66,8 +73,7 @@ def _load_weights_file(checkpoint):
     from usmr_tf.training.recipe import load_recipe
     from usmr_tf.training.trainer import build_model
 
-    candidates = [checkpoint.parent / "recipe.yaml", checkpoint.parent.parent / "recipe.yaml"]
-    recipe_path = next((p for p in candidates if p.is_file()), None)
+    recipe_path = _run_recipe(checkpoint)
     if recipe_path is None:
         raise DataError("a .weights.h5 checkpoint needs its run's recipe.yaml (beside it or "
                         "one folder up)", checkpoint)
