@@ -40,15 +40,14 @@ def probe(model, us, real_mr, rng):
         "back_diversity": output_diversity(us, back),
         "proj_l1": float(np.abs(back - us).mean()),
     }
+    def back_l1(images):  # decoder-E(encoder-D(images)) against the US (Eq. 6)
+        latent, skips = model.back_encoder(images, training=False)
+        return float(np.abs(np.asarray(model.back_decoder((latent, skips), training=False)) - us).mean())
+
     for s in NOISE:
-        noisy = synth + rng.normal(0, s, synth.shape).astype(np.float32)
-        latent, skips = model.back_encoder(noisy, training=False)
-        back_n = np.asarray(model.back_decoder((latent, skips), training=False))
-        row[f"proj_l1@{s}"] = float(np.abs(back_n - us).mean())
+        row[f"proj_l1@{s}"] = back_l1(synth + rng.normal(0, s, synth.shape).astype(np.float32))
     # the back path on a *collapsed* input: the mean synth image for everyone
-    mean = np.repeat(synth.mean(0, keepdims=True), len(synth), 0)
-    latent, skips = model.back_encoder(mean, training=False)
-    row["proj_l1@mean"] = float(np.abs(np.asarray(model.back_decoder((latent, skips))) - us).mean())
+    row["proj_l1@mean"] = back_l1(np.repeat(synth.mean(0, keepdims=True), len(synth), 0))
     return row
 
 
