@@ -33,11 +33,12 @@ demo: $(STAMP)
 	$(PY) examples/demo.py $(if $(SHARED),--data $(SHARED)) --out demo_output
 
 # ~15 min on an idle 2-core machine; writes benchmarks/results.json and docs/figures/performance.png
+PRESET ?= fetal_hc18_v2
 bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bf16_quality.py
-	$(PY) benchmarks/bench_infer.py --runs 10
+	$(PY) benchmarks/bench_infer.py --runs 10 --model saved_models/$(PRESET)
 	$(PY) benchmarks/plot_results.py
 
 # Separate environment for the TF.js converter (tensorflowjs pins TF 2.19): see examples/tfjs_env.sh

@@ -9,7 +9,11 @@ depth 4, random weights; or an exported `--model saved_models/NAME`):
 - throughput, batch 32: images per second over `--runs` calls of a 32-image batch;
 - `usmr synthesize` on a synthetic 160-slice NIfTI volume (slices along the model's axis):
   wall time of the whole command (load model, read, slice, synthesize, reassemble, write),
-  SavedModel runtime, batch 32.
+  SavedModel runtime, batch 32; in-process and as a fresh `usmr` process (with the imports);
+- the floor: the generator's inference FLOPs per slice, counted from its layers
+  (`usmr_tf.models.flops`, convolutions + attention matmuls), the GFLOP/s the volume call
+  reached and the time the volume would take at the float32 / bfloat16 roofs measured by
+  `bench_train.py` in the same `make bench` (results.json), so a goal below the floor shows.
 
 All runtimes run on the CPU with their default thread settings. Converters that fail are
 reported as such and the other runtimes still run.
@@ -98,6 +102,66 @@ def main(argv=None):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def inference_flops_per_slice(model_dir=None, size=128, base_filters=32, depth=4):
+    """Analytic forward FLOPs of one slice through the exported generator's architecture.
+
+    The architecture comes from the export's `usmr.json` (`config.model`) or the arguments;
+    the count is that of `usmr_tf.models.flops` (conv, transposed conv, attention matmuls).
+    Returns None when the export does not record its model config.
+    """
+    import tensorflow as tf
+
+    from usmr_tf.models import flops
+    from usmr_tf.models.registry import build_model
+
+    config = {"name": "ours", "base_filters": base_filters, "depth": depth}
+    if model_dir is not None:
+        from usmr_tf.export.metadata import read_metadata
+
+        meta = read_metadata(model_dir)
+        if not meta:
+            return None
+        version = meta["versions"][str(meta["latest_version"])]
+        config = dict(version.get("config", {}).get("model") or {})
+        if not config:
+            return None
+    config = dict(config)
+    name = config.pop("name", "ours")
+    config.pop("diff_augment", None)  # training only
+    model = build_model(name, image_size=size, **config)
+    generator, holder = model.generator, {}
+
+    def forward(us):
+        with flops.record_layer_calls({}) as (calls, depends, keep):
+            depends[id(us)] = frozenset()
+            keep.append(us)
+            generator(us, training=False)
+            holder["calls"] = list(calls)
+        return tf.constant(0.0)
+
+    tf.function(forward, autograph=False).get_concrete_function(
+        tf.TensorSpec([1, size, size, 1], tf.float32))
+    return sum(c.forward for c in holder["calls"])
+
+
+def synthesize_fresh_process_seconds(model_dir, size, n_slices, axis, work):
+    """Wall time of `usmr synthesize` as a new process: Python + TF import included."""
+    import subprocess
+
+    from usmr_tf.data.testing import head_volume, oblique_affine, write_nifti
+
+    shape = [size, size, size]
+    shape[axis] = n_slices
+    path = write_nifti(work / "us_fresh.nii.gz", head_volume(tuple(shape), seed=0),
+                       oblique_affine(spacing=(1.0, 1.0, 1.0)))
+    usmr = pathlib.Path(sys.executable).with_name("usmr")
+    cmd = [str(usmr), "synthesize", "--model", str(model_dir), str(path),
+           str(work / "mr_fresh.nii.gz"), "--quiet", "--batch-size", "32"]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
 def run(args, work):
     if args.model:
         model_dir = pathlib.Path(args.model)
@@ -149,6 +213,20 @@ def run(args, work):
     vol_times = [time_calls(reference, volume, 1, 1 if i == 0 else 0) for i in range(3)]
     print(f"SavedModel, {args.slices} slices {size}x{size} in one call: {min(vol_times):.2f} s "
           f"model time (best of 3; load {os.getloadavg()[0]:.2f})")
+    per_slice = inference_flops_per_slice(model_dir if args.model else None, size,
+                                          args.base_filters, args.depth)
+    floor = {}
+    if per_slice:
+        volume_gflop = per_slice * args.slices / 1e9
+        roofs = results_io.load().get("train", {}).get("best_roofs", {})
+        floor = {"gflop_per_slice": per_slice / 1e9, "volume_gflop": volume_gflop,
+                 "volume_gflops_achieved": volume_gflop / min(vol_times),
+                 "volume_floor_s": {dt: volume_gflop / r for dt, r in roofs.items()},
+                 "roofs_from": "results.json train.best_roofs" if roofs else None}
+        print(f"  {per_slice / 1e9:.2f} GFLOP per slice (layers' count), {volume_gflop:.0f} GFLOP "
+              f"per volume: {floor['volume_gflops_achieved']:.0f} GFLOP/s reached; at the roofs "
+              + ", ".join(f"{dt} {r:.0f} GFLOP/s -> {volume_gflop / r:.2f} s"
+                          for dt, r in roofs.items()))
     for label, reason in failures.items():
         print(f"{label:<18} conversion failed: {reason}")
     seconds, n = synthesize_volume_seconds(model_dir, size, args.slices, reference.slice_axis,
@@ -157,12 +235,17 @@ def run(args, work):
           f"{reference.slice_axis}; {n} slices in the head's bounding box synthesized, "
           f"SavedModel, batch 32): {seconds:.2f} s end to end (in-process: excludes the "
           f"Python/TF import of a fresh `usmr` process)")
+    fresh = synthesize_fresh_process_seconds(model_dir, size, args.slices,
+                                             reference.slice_axis, work)
+    print(f"usmr synthesize as a fresh process (imports included): {fresh:.2f} s")
     if not args.no_write:
         results_io.update("infer", {
             "command": "benchmarks/bench_infer.py " + " ".join(args.argv), "size": size,
             "runtimes": rows, "failures": failures, "volume_slices": args.slices,
             "volume_model_s": min(vol_times), "volume_model_times_s": vol_times,
             "synthesize_s": seconds, "synthesize_slices": n,
+            "synthesize_fresh_process_s": fresh, "model": str(model_dir) if args.model else
+            f"random ours base {args.base_filters} depth {args.depth}", "floor": floor,
             "loadavg_1m": round(os.getloadavg()[0], 2)})
     return 0
 
