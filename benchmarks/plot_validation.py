@@ -4,7 +4,8 @@
         [--labels A B ...] [--identity-swd 234] [--real-diversity 0.7] [--real-swd 41]
 
 Two panels: output diversity and SWD against optimizer steps, with the reference lines when
-given (identity = US passed through; real MR = the floor). Research output, not for diagnosis.
+given (identity = US passed through; real MR = the floor); a third, the deformation score, when
+a run logged it (`logging.validate_deformation`). Research output, not for diagnosis.
 """
 
 import argparse
@@ -20,8 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 def read(run):
     with open(pathlib.Path(run) / "validation.csv", newline="") as f:
         rows = list(csv.DictReader(f))
+    deformation = [(int(r["step"]), float(r["deformation"])) for r in rows
+                   if r.get("deformation") not in (None, "")]
     return ([int(r["step"]) for r in rows], [float(r["diversity"]) for r in rows],
-            [float(r["swd"]) for r in rows])
+            [float(r["swd"]) for r in rows], deformation)
 
 
 def main():
@@ -33,14 +36,29 @@ def main():
     p.add_argument("--identity-swd", type=float)
     p.add_argument("--real-swd", type=float)
     p.add_argument("--real-diversity", type=float)
+    p.add_argument("--identity-deformation", type=float)
+    p.add_argument("--real-deformation", type=float)
     p.add_argument("--floor", type=float, default=0.5, help="best-checkpoint diversity floor")
     args = p.parse_args()
     labels = args.labels or [pathlib.Path(r).name for r in args.runs]
-    fig, (ax_d, ax_s) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for run, label in zip(args.runs, labels):
-        steps, div, swd = read(run)
+    curves = [read(run) for run in args.runs]
+    with_def = any(c[3] for c in curves)
+    fig, axes = plt.subplots(1, 3 if with_def else 2, figsize=(15 if with_def else 10, 3.6))
+    ax_d, ax_s = axes[0], axes[1]
+    for (steps, div, swd, deform), label in zip(curves, labels):
         ax_d.plot(steps, div, marker="o", ms=3, label=label)
         ax_s.plot(steps, swd, marker="o", ms=3, label=label)
+        if deform:
+            axes[2].plot(*zip(*deform), marker="o", ms=3, label=label)
+    if with_def:
+        if args.identity_deformation is not None:
+            axes[2].axhline(args.identity_deformation, color="grey", ls=":", lw=1,
+                            label="identity (US)")
+        if args.real_deformation is not None:
+            axes[2].axhline(args.real_deformation, color="green", ls=":", lw=1, label="real MR")
+        axes[2].set(xlabel="optimizer step", ylabel="deformation score (lower = better)",
+                    title="deformation (validation US, 64 px)", ylim=(0, 1.05))
+        axes[2].legend(fontsize=7)
     ax_d.axhline(1.0, color="grey", ls=":", lw=1, label="identity (US)")
     ax_d.axhline(args.floor, color="red", ls="--", lw=1, label=f"floor {args.floor}")
     if args.real_diversity is not None:
