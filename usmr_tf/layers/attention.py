@@ -26,6 +26,19 @@ from keras import ops
 from usmr_tf.layers.seeding import kernel_initializer
 
 
+def _spatial(x):
+    """(H, W) of `[B, H, W, C]`: Python ints when static, else tensors read at run time."""
+    h, w = x.shape[1], x.shape[2]
+    if h is None or w is None:
+        return ops.shape(x)[1], ops.shape(x)[2]
+    return int(h), int(w)
+
+
+def _tokens(x):
+    h, w = _spatial(x)
+    return h * w
+
+
 @keras.saving.register_keras_serializable(package="usmr_tf")
 class CrossModalAttention(keras.layers.Layer):
     """Inputs `[f_u, f_m]`, each `[B, H, W, C]`; returns `[B, H, W, C_M]`."""
@@ -63,20 +76,20 @@ class CrossModalAttention(keras.layers.Layer):
         """A = softmax_rows(delta(f_U)^T phi(f_U)): `[B, N, N]`, float32."""
         d = self.delta(f_u)
         p = self.phi(f_u)
-        b = ops.shape(d)[0]
-        n = ops.shape(d)[1] * ops.shape(d)[2]
-        d = ops.cast(ops.reshape(d, (b, n, self.delta.filters)), "float32")  # delta^T: N x C'
-        p = ops.cast(ops.reshape(p, (b, n, self.phi.filters)), "float32")  # phi^T: N x C'
+        n = _tokens(d)
+        d = ops.cast(ops.reshape(d, (-1, n, self.delta.filters)), "float32")  # delta^T: N x C'
+        p = ops.cast(ops.reshape(p, (-1, n, self.phi.filters)), "float32")  # phi^T: N x C'
         return ops.softmax(ops.matmul(d, ops.transpose(p, (0, 2, 1))), axis=-1)
 
     def call(self, inputs):
         f_u, f_m = inputs
         attn = self.attention_map(f_u)
         v = self.g(f_m)
-        b, h, w = ops.shape(v)[0], ops.shape(v)[1], ops.shape(v)[2]
-        v = ops.cast(ops.reshape(v, (b, h * w, self.g.filters)), "float32")  # g(f_M)^T: N x C_v
-        # static channel counts keep the graph convertible (TFLite / ONNX / TF.js)
-        out = ops.reshape(ops.matmul(attn, v), (b, h, w, self.g.filters))
+        h, w = _spatial(v)
+        v = ops.cast(ops.reshape(v, (-1, _tokens(v), self.g.filters)), "float32")  # g(f_M)^T
+        # Static channel counts (and H, W when known) keep the graph convertible (TFLite /
+        # ONNX / TF.js) and free of run-time shape ops (XNNPACK delegates it whole).
+        out = ops.reshape(ops.matmul(attn, v), (-1, h, w, self.g.filters))
         return self.eta(ops.cast(out, f_m.dtype)) + f_m
 
     def compute_output_shape(self, input_shape):

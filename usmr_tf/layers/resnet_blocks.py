@@ -7,14 +7,15 @@ junyanz/pytorch-CycleGAN-and-pix2pix `ResnetGenerator` / `NLayerDiscriminator`).
   (stride 1) -> 1 logit channel (stride 1), LeakyReLU(0.2); a 128x128 input gives 14x14
   logits, each seeing a 70x70 patch.
 
-Instance norm is `GroupNormalization(groups=-1)` without affine parameters (the peer's
-`InstanceNorm2d(affine=False)`); convs keep their bias (the peer's `use_bias=True` with
+Instance norm is `InstanceNormalization` (= `GroupNormalization(groups=-1)`) without affine
+parameters (the peer's `InstanceNorm2d(affine=False)`); convs keep their bias (the peer's `use_bias=True` with
 instance norm); weights N(0, 0.02) (the peer's `init_type="normal"`).
 """
 
 import keras
 from keras import ops
 
+from usmr_tf.layers.normalization import instance_norm
 from usmr_tf.layers.seeding import sub_seed
 
 
@@ -25,9 +26,7 @@ def normal_init(seed, *path):
 
 def plain_instance_norm(name=None):
     """Instance norm without affine parameters (`InstanceNorm2d(affine=False)`)."""
-    return keras.layers.GroupNormalization(
-        groups=-1, epsilon=1e-5, center=False, scale=False, name=name
-    )
+    return instance_norm(name=name, affine=False)
 
 
 @keras.saving.register_keras_serializable(package="usmr_tf")
