@@ -7,13 +7,14 @@ STAMP  := $(VENV)/.installed-stamp
 # `make demo` runs on the bundled examples/sample_data; `make demo SHARED=../shared/data` on the full data.
 SHARED ?=
 
-.PHONY: venv test test-slow demo bench clean help tfjs-env
+.PHONY: venv test test-slow demo bench bench-peer clean help tfjs-env
 
 help:
 	@echo "make demo   - install into $(VENV) (once) and run the demo on the bundled sample data"
 	@echo "              (make demo SHARED=../shared/data: on the full public data)"
 	@echo "make test   - install into $(VENV) (once) and run the test suite"
 	@echo "make bench  - run the benchmarks"
+	@echo "make bench-peer - the peer's CycleGAN (PyTorch, own venv) on this CPU, for the ratio"
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,9 +42,18 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_infer.py --runs 10 --model saved_models/$(PRESET)
 	$(PY) benchmarks/plot_results.py
 
+# The peer (junyanz CycleGAN networks) in its own environment: PyTorch for the CPU, no usmr_tf.
+PEER_VENV ?= .venv-peer
+$(PEER_VENV)/.installed-stamp:
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install -q --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple torch
+	touch $@
+bench-peer: $(PEER_VENV)/.installed-stamp
+	$(PEER_VENV)/bin/python benchmarks/peer_cyclegan_torch.py
+
 # Separate environment for the TF.js converter (tensorflowjs pins TF 2.19): see examples/tfjs_env.sh
 tfjs-env: $(STAMP)
 	VENV=$(VENV) examples/tfjs_env.sh
 
 clean:
-	rm -rf $(VENV) .venv-tfjs demo_output build *.egg-info
+	rm -rf $(VENV) .venv-tfjs $(PEER_VENV) demo_output build *.egg-info
