@@ -27,25 +27,11 @@ def _start_workers(out):
             for i in range(2)]
 
 
-def _finish(procs, timeout=600):
-    logs = []
-    try:
-        for proc in procs:
-            logs.append(proc.communicate(timeout=timeout)[0])
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for i, proc in enumerate(procs):
-        assert proc.returncode == 0, f"worker {i}:\n{logs[i][-3000:]}"
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_dead_worker_then_restart_ends_like_an_uninterrupted_run(tmp_path):
     ref = tmp_path / "ref"
-    _finish(_start_workers(ref))
+    testing.finish_workers(_start_workers(ref))
 
     out = tmp_path / "run"
     procs = _start_workers(out)
@@ -73,7 +59,7 @@ def test_dead_worker_then_restart_ends_like_an_uninterrupted_run(tmp_path):
     resumed_from = backup_lib.read_state(out / "backup")["step"]
     assert 4 <= resumed_from < 12
 
-    _finish(_start_workers(out))  # every worker again, the same command (new ports are fine)
+    testing.finish_workers(_start_workers(out))  # every worker again, the same command (new ports are fine)
     for name in ("final.weights.h5", "workers/worker1/final.weights.h5"):
         got, want = testing.h5_arrays(out / name), testing.h5_arrays(ref / name)
         assert got.keys() == want.keys() and len(got) > 4

@@ -65,17 +65,7 @@ def test_two_workers_on_localhost_finish_with_identical_weights(tmp_path):
         )
         for i in range(2)
     ]
-    logs = []
-    try:
-        for proc in procs:
-            logs.append(proc.communicate(timeout=240)[0])
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for i, proc in enumerate(procs):
-        assert proc.returncode == 0, f"worker {i}:\n{logs[i][-3000:]}"
+    testing.finish_workers(procs, timeout=240)
     chief = testing.h5_arrays(out / "final.weights.h5")
     other = testing.h5_arrays(out / "workers" / "worker1" / "final.weights.h5")
     assert chief.keys() == other.keys() and len(chief) > 4

@@ -48,6 +48,23 @@ def run(cmd, timeout=300, **env):
                           env=subprocess_env(**env), cwd=REPO)
 
 
+def finish_workers(procs, timeout=600):
+    """Waits for worker processes (stdout piped, stderr merged), kills any left running, and
+    asserts each exited 0, with the tail of its log. Returns the logs."""
+    logs = []
+    try:
+        for proc in procs:
+            logs.append(proc.communicate(timeout=timeout)[0])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for i, proc in enumerate(procs):
+        assert proc.returncode == 0, f"worker {i}:\n{logs[i][-3000:]}"
+    return logs
+
+
 def free_ports(n):
     """`n` distinct TCP ports free on 127.0.0.1 right now."""
     socks = []
