@@ -60,15 +60,21 @@ def time_calls(runner, x, runs, warmup):
     return statistics.median(times)
 
 
-def synthesize_volume_seconds(model_dir, size, n_slices, axis, work):
-    """Wall time of `usmr synthesize` on a head-like volume with `n_slices` along `axis`."""
-    from usmr_tf.cli.main import main
+def head_volume_file(path, size, n_slices, axis):
+    """A synthetic head NIfTI at `path`: `size`^2 in-plane, `n_slices` along `axis`."""
     from usmr_tf.data.testing import head_volume, oblique_affine, write_nifti
 
     shape = [size, size, size]
     shape[axis] = n_slices
-    path = write_nifti(work / "us.nii.gz", head_volume(tuple(shape), seed=0),
+    return write_nifti(path, head_volume(tuple(shape), seed=0),
                        oblique_affine(spacing=(1.0, 1.0, 1.0)))
+
+
+def synthesize_volume_seconds(model_dir, size, n_slices, axis, work):
+    """Wall time of `usmr synthesize` on a head-like volume with `n_slices` along `axis`."""
+    from usmr_tf.cli.main import main
+
+    path = head_volume_file(work / "us.nii.gz", size, n_slices, axis)
     from usmr_tf.data import volume_to_slices
 
     n_synthesized = len(volume_to_slices(path, axis=axis, size=size, min_foreground=0.0)[0])
@@ -148,12 +154,7 @@ def synthesize_fresh_process_seconds(model_dir, size, n_slices, axis, work):
     """Wall time of `usmr synthesize` as a new process: Python + TF import included."""
     import subprocess
 
-    from usmr_tf.data.testing import head_volume, oblique_affine, write_nifti
-
-    shape = [size, size, size]
-    shape[axis] = n_slices
-    path = write_nifti(work / "us_fresh.nii.gz", head_volume(tuple(shape), seed=0),
-                       oblique_affine(spacing=(1.0, 1.0, 1.0)))
+    path = head_volume_file(work / "us_fresh.nii.gz", size, n_slices, axis)
     usmr = pathlib.Path(sys.executable).with_name("usmr")
     cmd = [str(usmr), "synthesize", "--model", str(model_dir), str(path),
            str(work / "mr_fresh.nii.gz"), "--quiet", "--batch-size", "32"]
