@@ -15,6 +15,11 @@
    raw US | pre-processed US | synthesized MR | a real MR of a similar plane (not in
    correspondence).
 3. Writes a data preview (real US, real MR, paired phantoms).
+4. The raw path (what a user has): the HC18 images read without their annotations, the
+   fetal head located by the shipped locator ``fetal_head_locator``, aligned, synthesized and
+   mapped back into the image (``usmr synthesize --align auto``): ``raw_scan.png`` shows the
+   located ellipse on the US (the hand-drawn HC18 ellipse dashed, for comparison) and the MR
+   in the image's frame; ``<stem>_raw_mr.png`` per image.
 
 Quiet: TensorFlow's start-up lines are hidden unless ``--verbose`` (or USMR_VERBOSE=1).
 Everything written is a research image, not a diagnosis.
@@ -139,6 +144,59 @@ def load_held_out(data, out):
     return us, us_meta, mr, cache, reused, what
 
 
+LOCATOR = "fetal_head_locator"
+
+
+def _ellipse_xy(cx, cy, a, b, angle, n=200):
+    t = np.linspace(0, 2 * np.pi, n)
+    cos, sin = np.cos(angle), np.sin(angle)
+    return (cx + a * np.cos(t) * cos - b * np.sin(t) * sin,
+            cy + a * np.cos(t) * sin + b * np.sin(t) * cos)
+
+
+def raw_scan_demo(data, out, n=4):
+    """Raw HC18 images -> located head -> MR in the image's frame; returns the figure path."""
+    from usmr_tf.data.hc18 import annotation_path, load_annotation
+    from usmr_tf.data.images import load_image
+    from usmr_tf.export import synthesis
+    from usmr_tf.models.head_locator.head_locator_presets import load_locator
+    from usmr_tf.presets import from_preset
+
+    folder = pathlib.Path(data) / "us" / "hc18" / "training_set"
+    paths = sorted(folder.glob("*HC.png"))[:n]
+    locator, model = load_locator(LOCATOR), from_preset(PRESET)
+    fig, axes = plt.subplots(2, len(paths), figsize=(3.2 * len(paths), 5.2), squeeze=False)
+    for col, path in enumerate(paths):
+        image = load_image(path)
+        location = locator.locate(image)
+        ax_us, ax_mr = axes[0, col], axes[1, col]
+        ax_us.imshow(image, cmap="gray")
+        ax_us.set_title(f"{path.name}\nscore {location.score:.3f}", fontsize=8)
+        ax_us.axis("off")
+        ax_mr.axis("off")
+        annotation = annotation_path(path)
+        if annotation.is_file():
+            e = load_annotation(annotation)
+            ax_us.plot(*_ellipse_xy(e.center[1], e.center[0], e.a, e.b, e.angle), "c--", lw=1)
+        if not location.found:
+            ax_mr.set_title(f"refused: {location.refusal}", fontsize=7)
+            continue
+        ax_us.plot(*_ellipse_xy(*location.ellipse), "y-", lw=1.2)
+        us, transform = synthesis.located_image_slice(path, location, model.image_size)
+        mr = synthesis.mask_aligned_mr(synthesis.predict_batched(model, us[None])[0], transform)
+        grey = synthesis.to_uint8(synthesis.unalign_mr(mr, transform))
+        synthesis.save_png(grey, out / f"{path.stem}_raw_mr.png")
+        ax_mr.imshow(grey, cmap="gray", vmin=0, vmax=255)
+        ax_mr.set_title("synthesized MR (input frame)", fontsize=8)
+    fig.suptitle("Raw scan in, MR out: located ellipse (yellow; HC18 annotation dashed) - "
+                 f"{NOTICE}", fontsize=9)
+    fig.tight_layout()
+    figure = out / "raw_scan.png"
+    fig.savefig(figure, dpi=90)
+    plt.close(fig)
+    return figure
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(SAMPLE_DATA),
@@ -165,6 +223,10 @@ def main(argv=None):
         if PRESET in list_presets():
             figure = synthesize_demo(us, us_meta, mr, out)
             print(f"wrote {figure} and {out}/*_synth_mr.png (preset {PRESET})")
+            if LOCATOR in list_presets():
+                figure = raw_scan_demo(args.data, out)
+                print(f"wrote {figure} and {out}/*_raw_mr.png (raw scans, head located by "
+                      f"{LOCATOR})")
         else:
             print(f"preset {PRESET} is not in {presets_dir()}: showing the data only")
     except (UsmrError, OSError) as exc:

@@ -56,7 +56,7 @@ def test_synthesize_with_preset_writes_png(presets, tmp_path):
 
     png = tmp_path / "us.png"
     Image.fromarray((np.random.default_rng(0).random((40, 50)) * 255).astype(np.uint8)).save(png)
-    assert cli.main(["synthesize", "--preset", "tiny", "--quiet", str(png),
+    assert cli.main(["synthesize", "--preset", "tiny", "--quiet", "--align", "none", str(png),
                      str(tmp_path / "mr.png")]) == 0
     assert Image.open(tmp_path / "mr.png").size == (50, 40)
 

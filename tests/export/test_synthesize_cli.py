@@ -63,17 +63,22 @@ def test_png_and_folder(model_dir, tmp_path):
     write_png(tmp_path / "in" / "b.jpg", us_head_image(shape=(50, 50), seed=3)[0])
     (tmp_path / "in" / "notes.txt").write_text("ignored")
     out = tmp_path / "a_mr.png"
-    assert main(["synthesize", "--model", str(model_dir), str(src), str(out), "--quiet"]) == 0
+    assert main(["synthesize", "--model", str(model_dir), str(src), str(out), "--quiet",
+                 "--align", "none"]) == 0
     mr = Image.open(out)
     assert mr.format == "PNG" and mr.mode == "L" and mr.size == (90, 60)
     assert np.asarray(mr).std() > 0
     out_dir = tmp_path / "mr_dir"
     assert main(["synthesize", "--model", str(model_dir), str(tmp_path / "in"), str(out_dir),
-                 "--quiet"]) == 0
+                 "--quiet", "--align", "none"]) == 0
     assert _files(out_dir) == ["a.png", "b.png"]
     np.testing.assert_array_equal(np.asarray(Image.open(out_dir / "a.png")), np.asarray(mr))
     assert Image.open(out_dir / "b.png").size == (50, 50)
     assert _files(tmp_path) == ["a_mr.png", "in", "mr_dir"]
+    square = tmp_path / "square.png"
+    assert main(["synthesize", "--model", str(model_dir), str(src), str(square), "--quiet",
+                 "--align", "none", "--output-frame", "aligned"]) == 0
+    assert Image.open(square).size == (32, 32)  # the model's own frame
 
 
 def test_existing_output_needs_overwrite(model_dir, oblique_nifti, tmp_path, capsys):
@@ -227,9 +232,9 @@ def test_align_hc18_bad_uses_exit_2(model_dir, oblique_nifti, tmp_path, capsys):
                  "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "012_HC.png" in err and "012_HC_Annotation.png is missing" in err
-    assert main(["synthesize", "--model", str(model_dir), str(src), str(out), "--output-frame",
-                 "aligned", "--quiet"]) == 2
-    assert "needs --align-hc18" in capsys.readouterr().err
+    assert main(["synthesize", "--model", str(model_dir), str(src), str(out), "--csv",
+                 str(tmp_path / "e.csv"), "--align", "none", "--quiet"]) == 2
+    assert "--csv writes the head ellipses" in capsys.readouterr().err
     assert main(["synthesize", "--model", str(model_dir), str(oblique_nifti),
                  str(tmp_path / "mr.nii.gz"), "--align-hc18", "--quiet"]) == 2
     assert "not NIfTI" in capsys.readouterr().err

@@ -27,6 +27,8 @@ def test_demo_on_the_sample_set_writes_figures(tmp_path, capsys):
         assert (tmp_path / f"{image.stem}_synth_mr.png").is_file()
     assert (tmp_path / "synthesis.png").stat().st_size > 10_000
     assert (tmp_path / "data_preview.png").is_file()
+    assert (tmp_path / "raw_scan.png").stat().st_size > 10_000  # the raw path, located heads
+    assert len(list(tmp_path.glob("*_raw_mr.png"))) == 4
 
 
 def test_demo_without_data_folder_says_what_to_pass(tmp_path, capsys):

@@ -49,7 +49,8 @@ def _unreadable(path):
 
 
 def _synth(model, src, out, *extra):
-    return ["synthesize", "--model", str(model), str(src), str(out), "--quiet", *extra]
+    return ["synthesize", "--model", str(model), str(src), str(out), "--quiet", "--align", "none",
+            *extra]
 
 
 # Each case: (fixtures, tmp) -> (argv, words the error must contain, paths that must not exist).

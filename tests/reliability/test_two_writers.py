@@ -92,7 +92,7 @@ def test_two_synthesize_into_one_output_give_one_result(tmp_path, good_model):
     refs = {}
     for name, src in (("a", a), ("b", b)):
         done = testing.run(testing.usmr_command("synthesize", "--model", good_model, src,
-                                                tmp_path / f"ref_{name}", "--quiet",
+                                                tmp_path / f"ref_{name}", "--quiet", "--align", "none",
                                                 "--preview", tmp_path / f"ref_{name}.png"))
         assert done.returncode == 0, done.stderr[-2000:]
         refs[name] = (_files(tmp_path / f"ref_{name}"),
@@ -100,7 +100,7 @@ def test_two_synthesize_into_one_output_give_one_result(tmp_path, good_model):
 
     out, preview = tmp_path / "out" / "mr", tmp_path / "out" / "preview.png"
     for _ in range(2):  # twice: once into nothing, once replacing an earlier result
-        results = _both([_start("synthesize", "--model", good_model, src, out, "--quiet",
+        results = _both([_start("synthesize", "--model", good_model, src, out, "--quiet", "--align", "none",
                                 "--overwrite", "--preview", preview) for src in (a, b)])
         for code, _, err in results:
             assert code == 0, err[-2000:]
@@ -113,7 +113,7 @@ def test_two_synthesize_into_one_output_give_one_result(tmp_path, good_model):
     # Without --overwrite, the second of two runs fails cleanly and the first's result stays.
     single = tmp_path / "single.png"
     results = _both([_start("synthesize", "--model", good_model, src / f"{src.name}0.png",
-                            single, "--quiet") for src in (a, b)])
+                            single, "--quiet", "--align", "none") for src in (a, b)])
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 2]
     loser = next(err for code, _, err in results if code == 2)

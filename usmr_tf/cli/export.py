@@ -5,6 +5,18 @@
 Writes ``<out>/<name>/<version>/`` (serving_default + predict_png signatures), ``usmr.json``
 and ``MODEL_CARD.md``. When the checkpoint sits in a `usmr train` run folder, its
 ``recipe.yaml`` fills the model card (model, data source, image size).
+
+A checkpoint of a head locator run (recipe ``task: locate``) exports the locator
+(signatures serving_default, locate_image, locate_png; ``usmr_tf.models.head_locator``)::
+
+    usmr export --checkpoint runs/head_locator/best.weights.h5 --name fetal_head_locator
+
+``--raw-pipeline`` composes a locator export and a synthesis export into one SavedModel whose
+``predict_raw_png`` signature takes a raw PNG and returns the MR in its frame and the ellipse
+(``usmr_tf.export.raw_pipeline``)::
+
+    usmr export --raw-pipeline --locator saved_models/fetal_head_locator \
+        --synthesis saved_models/fetal_hc18_v2 --name fetal_hc18_v2_raw
 """
 
 import pathlib
@@ -18,7 +30,7 @@ def register(subparsers):
         help="export the inference graph as a TF Serving SavedModel",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--checkpoint", required=True,
+    parser.add_argument("--checkpoint", default=None,
                         help="trained model: a .keras file, or a .weights.h5 file of a "
                              "`usmr train` run (e.g. RUN/best.weights.h5: the model is built "
                              "from RUN/recipe.yaml)")
@@ -31,6 +43,10 @@ def register(subparsers):
     parser.add_argument("--training-data", default=None,
                         help="one line on the training data, for usmr.json and the model card")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    parser.add_argument("--raw-pipeline", action="store_true",
+                        help="compose --locator and --synthesis exports into one raw-PNG model")
+    parser.add_argument("--locator", default=None, help="with --raw-pipeline: locator export")
+    parser.add_argument("--synthesis", default=None, help="with --raw-pipeline: synthesis export")
     parser.set_defaults(func=run)
     return parser
 
@@ -111,10 +127,57 @@ def load_checkpoint(checkpoint):
         raise DataError(f"cannot load the model: {type(exc).__name__}: {exc}", checkpoint) from None
 
 
+def _export_locator(args, checkpoint, recipe_path):
+    from usmr_tf.models.head_locator.head_locator_export import export_locator
+    from usmr_tf.models.head_locator.head_locator_training import (
+        build_locator, load_locator_recipe)
+
+    recipe = load_locator_recipe(recipe_path)
+    model = build_locator(recipe["model"])
+    model.load_weights(str(checkpoint))
+    version_dir = export_locator(model, args.out, args.name, args.version,
+                                 {"checkpoint": str(checkpoint), "recipe": recipe["name"],
+                                  "model": recipe["model"]}, overwrite=args.overwrite)
+    print(f"exported {version_dir} (signatures serving_default, locate_image, locate_png); "
+          f"metadata {version_dir.parent / 'usmr.json'}")
+    return 0
+
+
+def _export_raw(args):
+    from usmr_tf.errors import ConfigError
+    from usmr_tf.export.raw_pipeline import export_raw_pipeline
+    from usmr_tf.export.runtimes import SavedModelRunner
+    from usmr_tf.models.head_locator.head_locator_presets import LocatorRunner
+
+    if not (args.locator and args.synthesis):
+        raise ConfigError("--raw-pipeline needs --locator and --synthesis exports")
+    locator = LocatorRunner(args.locator)
+    synthesis = SavedModelRunner(args.synthesis)
+    version_dir = export_raw_pipeline(
+        locator.model_dir / str(locator.version), synthesis.model_dir / str(synthesis.version),
+        args.out, args.name, locator.thresholds, synthesis.image_size, version=args.version,
+        overwrite=args.overwrite,
+        sources={"locator": f"{locator.model_dir.name} v{locator.version}",
+                 "synthesis": f"{synthesis.model_dir.name} v{synthesis.version}"})
+    print(f"exported {version_dir} (signature predict_raw_png); "
+          f"metadata {version_dir.parent / 'usmr.json'}")
+    return 0
+
+
 def run(args):
+    from usmr_tf.errors import ConfigError
     from usmr_tf.export import export_savedmodel
 
+    if args.raw_pipeline:
+        return _export_raw(args)
+    if args.checkpoint is None:
+        raise ConfigError("--checkpoint is required (or --raw-pipeline)")
     checkpoint = pathlib.Path(args.checkpoint)
+    recipe_path = _run_recipe(checkpoint)
+    from usmr_tf.models.head_locator.head_locator_training import is_locator_recipe
+
+    if recipe_path is not None and is_locator_recipe(recipe_path):
+        return _export_locator(args, checkpoint, recipe_path)
     model = load_checkpoint(checkpoint)
     metadata = {"checkpoint": str(checkpoint), **_recipe_metadata(checkpoint)}
     metadata.setdefault("model", type(model).__name__)

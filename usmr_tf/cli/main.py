@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "prepare": ("usmr_tf.cli.prepare", "prepare a slice cache from NIfTI volumes / PNG images"),
     "train": ("usmr_tf.cli.train", "train a model from a recipe with model.fit"),
     "export": ("usmr_tf.cli.export", "export the inference graph as a TF Serving SavedModel"),
+    "locate": ("usmr_tf.cli.locate", "find the fetal head ellipse in raw US images (HC18 CSV)"),
     "synthesize": ("usmr_tf.cli.synthesize", "synthesize MR from US (NIfTI, PNG or a folder)"),
     "convert": ("usmr_tf.cli.convert", "convert a SavedModel to TFLite / TF.js / ONNX"),
     "evaluate": ("usmr_tf.cli.evaluate", "score synthesized MR (deformation, SWD, structure)"),

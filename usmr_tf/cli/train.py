@@ -28,6 +28,18 @@ def register(subparsers):
 
 
 def run(args):
+    from usmr_tf.models.head_locator.head_locator_training import is_locator_recipe
+
+    if is_locator_recipe(args.recipe):  # `task: locate`: the fetal head locator
+        from usmr_tf.models.head_locator.head_locator_training import (
+            load_locator_recipe, train_locator)
+
+        recipe = load_locator_recipe(args.recipe, args.overrides)
+        out = args.out or pathlib.Path("runs") / recipe["name"]
+        train_locator(recipe, out)
+        print(f"usmr train: finished {recipe['name']} ({recipe['training']['epochs']} epochs); "
+              f"outputs in {out}")
+        return 0
     from usmr_tf.training.recipe import load_recipe
     from usmr_tf.training.trainer import train
 

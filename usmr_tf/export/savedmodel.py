@@ -91,6 +91,33 @@ def build_export_archive(generator, image_size):
     return archive
 
 
+def write_version(out_dir, name, version, overwrite, write):
+    """``<out_dir>/<name>/<version>/`` written by ``write(path)`` (a SavedModel writer).
+
+    ``version`` None: one more than the highest existing (or 1). It is written next to the
+    target, then renamed: TF Serving ignores non-numeric folders, and a failed export leaves
+    no half-written version behind. Returns the version folder.
+    """
+    model_dir = pathlib.Path(out_dir) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    existing = meta.list_versions(model_dir)
+    version = int(version if version is not None else (existing[-1] + 1 if existing else 1))
+    if version < 0:
+        raise ConfigError(f"version {version}: must be a non-negative integer")
+    version_dir = model_dir / str(version)
+    if version_dir.exists() and not overwrite:
+        raise ConfigError(f"{version_dir}: already exists (pass overwrite / --overwrite)")
+    staging = pathlib.Path(tempfile.mkdtemp(dir=model_dir, prefix=f".export-{version}-"))
+    try:
+        write(staging / "saved_model")
+        if version_dir.exists():
+            shutil.rmtree(version_dir)
+        (staging / "saved_model").rename(version_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return version_dir
+
+
 def export_savedmodel(
     generator_or_model,
     out_dir="saved_models",
@@ -122,29 +149,10 @@ def export_savedmodel(
     size = _image_size(generator, image_size)
     check_inference_variables(generator.variables)
 
-    model_dir = pathlib.Path(out_dir) / name
-    model_dir.mkdir(parents=True, exist_ok=True)
-    existing = meta.list_versions(model_dir)
-    if version is None:
-        version = (existing[-1] + 1) if existing else 1
-    version = int(version)
-    if version < 0:
-        raise ConfigError(f"version {version}: must be a non-negative integer")
-    version_dir = model_dir / str(version)
-    if version_dir.exists() and not overwrite:
-        raise ConfigError(f"{version_dir}: already exists (pass overwrite / --overwrite)")
-
     archive = build_export_archive(generator, size)
-    # Write next to the target, then rename: TF Serving ignores non-numeric folders, and a
-    # failed export leaves no half-written version behind.
-    staging = pathlib.Path(tempfile.mkdtemp(dir=model_dir, prefix=f".export-{version}-"))
-    try:
-        archive.write_out(str(staging / "saved_model"), verbose=False)
-        if version_dir.exists():
-            shutil.rmtree(version_dir)
-        (staging / "saved_model").rename(version_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    version_dir = write_version(out_dir, name, version, overwrite,
+                                lambda path: archive.write_out(str(path), verbose=False))
+    model_dir, version = version_dir.parent, int(version_dir.name)
 
     info = meta.build_metadata(name, version, size, metadata, meta.read_metadata(model_dir))
     write_text_atomic(model_dir / meta.METADATA_FILE, json.dumps(info, indent=2) + "\n")

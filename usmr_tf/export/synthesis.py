@@ -5,8 +5,11 @@ Volumes are cut into slices along the model's slice axis with
 put back into the input's voxel grid with :func:`usmr_tf.data.slices_to_volume`; the NIfTI
 written keeps the input's affine, orientation codes, spacing and units. 2D PNG/JPEG images
 go through :func:`usmr_tf.data.image_to_slice` and back with :func:`usmr_tf.data.unfit_square`;
-with ``--align-hc18`` they go through :func:`usmr_tf.data.hc18.load_hc18` (ellipse alignment,
-the preset's training preprocessing) and back with the inverse affine (:func:`unalign_mr`).
+with ``--align auto`` / ``hc18`` they are aligned on the located / annotated head ellipse
+(:func:`located_image_slice` / :func:`aligned_image_slice`, both
+:func:`usmr_tf.data.hc18.spatial_normalize`, the preset's training preprocessing) and go back
+with the inverse affine (:func:`unalign_mr`). ``usmr_tf.export.raw_pipeline`` is the same
+pipeline in TF ops, for TF Serving.
 
 Outputs are research images, not diagnoses: the NIfTI ``descrip`` field and the preview
 figure say so.
@@ -83,6 +86,15 @@ def aligned_image_slice(path, image_size, head_fraction=0.8):
     """
     require_annotation(path)
     return load_hc18(path, image_size, align=True, head_fraction=head_fraction)
+
+
+def located_image_slice(path, location, image_size, head_fraction=0.8):
+    """Raw image + its located head (``usmr_tf.models.head_locator.Location``):
+    ``(aligned us_slice [S, S, 1], transform dict)``, the same alignment as for an annotation."""
+    from usmr_tf.data.hc18 import spatial_normalize
+
+    return spatial_normalize(load_image(path), location.to_hc18_ellipse(), image_size,
+                             head_fraction=head_fraction, path=path)
 
 
 def head_mask(rows, cols, transform, margin=HEAD_MARGIN):

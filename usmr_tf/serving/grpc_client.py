@@ -20,7 +20,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from usmr_tf.export import metadata as meta
 from usmr_tf.serving import errors
 from usmr_tf.serving.inputs import check_encoded_images, check_us_batch
-from usmr_tf.serving.rest_client import check_output
+from usmr_tf.serving.rest_client import RAW_SIGNATURE, check_output, raw_result
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
@@ -141,3 +141,16 @@ class GrpcClient:
                 f"{self.target} model {self.model_name!r}: expected {len(images)} PNG strings, "
                 f"got {out.dtype} {out.shape}")
         return [bytes(b) for b in out.ravel()]
+
+    def predict_raw_png(self, encoded_images):
+        """Raw B-mode PNG/JPEG bytes -> ``[RawResult]`` (see ``RestClient.predict_raw_png``)."""
+        images = check_encoded_images(encoded_images)
+        proto = tf.make_tensor_proto(images, dtype=tf.string, shape=[len(images)])
+        response = self._call(self._request(RAW_SIGNATURE, meta.US_PNG_KEY, proto))
+        pngs, ellipses = self._output(response, meta.MR_PNG_KEY), self._output(response, "ellipse")
+        found = self._output(response, "head_found")
+        if pngs.size != len(images) or ellipses.shape != (len(images), 7):
+            raise errors.BadResponseError(
+                f"{self.target} model {self.model_name!r}: expected {len(images)} answers, got "
+                f"{pngs.shape} / {ellipses.shape}")
+        return [raw_result(p, e, f) for p, e, f in zip(pngs.ravel(), ellipses, found.ravel())]

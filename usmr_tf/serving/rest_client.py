@@ -147,6 +147,28 @@ class RestClient:
                 f"{self.model_url}: {len(pngs)} images in the answer for {len(images)} sent")
         return pngs
 
+    def predict_raw_png(self, encoded_images):
+        """Raw B-mode PNG/JPEG bytes -> ``[RawResult]`` (``predict_raw_png`` signature of a
+        ``usmr export --raw-pipeline`` model): MR PNG in the input's frame (None when the
+        image was refused), the located ellipse and ``head_found``."""
+        images = check_encoded_images(encoded_images)
+        body = {"signature_name": RAW_SIGNATURE,
+                "instances": [{"b64": base64.b64encode(image).decode("ascii")}
+                              for image in images]}
+        payload = self._predict(body)
+        rows = payload.get("predictions")
+        try:
+            results = [raw_result(base64.b64decode(r[meta.MR_PNG_KEY]["b64"]), r["ellipse"],
+                                  r["head_found"]) for r in rows]
+        except (TypeError, KeyError, ValueError):
+            raise errors.BadResponseError(
+                f"{self.model_url}: expected predictions with mri_png_bytes, ellipse and "
+                "head_found (a `usmr export --raw-pipeline` model?)") from None
+        if len(results) != len(images):
+            raise errors.BadResponseError(
+                f"{self.model_url}: {len(results)} answers for {len(images)} images sent")
+        return results
+
 
 def _reason(exc):
     """The innermost cause of a requests exception, in one line (refused, reset, ...)."""
@@ -158,6 +180,24 @@ def _reason(exc):
         inner = nxt
     text = str(inner).splitlines()[0] if str(inner) else ""
     return f"{type(inner).__name__}: {text[:200]}" if text else type(inner).__name__
+
+
+RAW_SIGNATURE = "predict_raw_png"
+
+
+class RawResult(tuple):
+    """(mr_png: bytes or None when refused, ellipse: float [7], head_found: bool)."""
+
+    __slots__ = ()
+    mr_png = property(lambda self: self[0])
+    ellipse = property(lambda self: self[1])
+    head_found = property(lambda self: self[2])
+
+
+def raw_result(png, ellipse, found):
+    """One ``predict_raw_png`` answer; the ellipse is (cx, cy, a, b, angle, score, visible)."""
+    found = bool(found)
+    return RawResult((bytes(png) if found else None, [float(v) for v in ellipse], found))
 
 
 def check_output(values, shape, where):

@@ -1,0 +1,58 @@
+"""U-Net backbone of the fetal head locator (Ronneberger et al. 2015), fully convolutional.
+
+``HeadLocatorBackbone(base_filters=16, depth=4, stem_stride=2)`` maps ``[B, H, W, 1]`` (H, W
+multiples of ``stem_stride * 2**depth``) to features ``[B, H / stem_stride, W / stem_stride,
+base_filters]``: a strided 3x3 stem (a learned down-sampling: on 2 CPU cores the full-resolution
+stages of a plain U-Net cost most of the step for little accuracy), ``depth`` down-sampling
+stages of two 3x3 conv + batch norm + ReLU, a bottleneck, and ``depth`` up-sampling stages
+with skip connections. The segmenter (``head_locator.HeadLocator``) adds the 1x1 head and
+resizes the logits back to the input's size.
+"""
+
+import keras
+
+
+def _double_conv(x, filters, name):
+    for i in (1, 2):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                name=f"{name}_conv{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = keras.layers.ReLU(name=f"{name}_relu{i}")(x)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="usmr_tf")
+class HeadLocatorBackbone(keras.Model):
+    """Functional U-Net; ``get_config`` rebuilds it (``from_config``)."""
+
+    def __init__(self, base_filters=16, depth=4, stem_stride=2, input_shape=(None, None, 1),
+                 **kwargs):
+        inputs = keras.Input(shape=tuple(input_shape), name="image")
+        x, skips = inputs, []
+        if stem_stride > 1:
+            x = keras.layers.Conv2D(base_filters, 3, strides=stem_stride, padding="same",
+                                    use_bias=False, name="stem_conv")(x)
+            x = keras.layers.BatchNormalization(name="stem_bn")(x)
+            x = keras.layers.ReLU(name="stem_relu")(x)
+        for level in range(depth):
+            x = _double_conv(x, base_filters * 2 ** level, f"down{level}")
+            skips.append(x)
+            x = keras.layers.MaxPooling2D(2, name=f"pool{level}")(x)
+        x = _double_conv(x, base_filters * 2 ** depth, "bottleneck")
+        for level in reversed(range(depth)):
+            x = keras.layers.Conv2DTranspose(base_filters * 2 ** level, 2, strides=2,
+                                             name=f"up{level}_transpose")(x)
+            x = keras.layers.Concatenate(name=f"up{level}_concat")([x, skips[level]])
+            x = _double_conv(x, base_filters * 2 ** level, f"up{level}")
+        super().__init__(inputs=inputs, outputs=x, **kwargs)
+        self.base_filters, self.depth, self.stem_stride = int(base_filters), int(depth), int(stem_stride)
+        self.input_shape_ = tuple(input_shape)
+
+    def get_config(self):
+        return {"name": self.name, "base_filters": self.base_filters, "depth": self.depth,
+                "stem_stride": self.stem_stride,
+                "input_shape": list(self.input_shape_)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
