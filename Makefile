@@ -7,12 +7,14 @@ STAMP  := $(VENV)/.installed-stamp
 # `make demo` runs on the bundled examples/sample_data; `make demo SHARED=../shared/data` on the full data.
 SHARED ?=
 
-.PHONY: venv test test-slow demo bench bench-peer clean help tfjs-env
+.PHONY: venv test test-slow ci demo bench bench-peer clean help tfjs-env
 
 help:
 	@echo "make demo   - install into $(VENV) (once) and run the demo on the bundled sample data"
 	@echo "              (make demo SHARED=../shared/data: on the full public data)"
 	@echo "make test   - install into $(VENV) (once) and run the test suite"
+	@echo "make test-slow - the slow tests (resume after kill -9, dead worker, install, bare-clone demo)"
+	@echo "make ci     - both, as CI (.ci/run) does"
 	@echo "make bench  - run the benchmarks"
 	@echo "make bench-peer - the peer's CycleGAN (PyTorch, own venv) on this CPU, for the ratio"
 
@@ -24,11 +26,17 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
+# extra pytest options, e.g. make test PYTEST_ARGS="--durations=20 -x"
+PYTEST_ARGS ?=
 test: $(STAMP)
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
+# the tests marked slow (CI runs them after `make test`: .ci/run, docs/testing.md)
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -ra -m slow
+	$(PY) -m pytest -q -ra -m slow $(PYTEST_ARGS)
+
+# what CI runs: both sets
+ci: test test-slow
 
 demo: $(STAMP)
 	$(PY) examples/demo.py $(if $(SHARED),--data $(SHARED)) --out demo_output

@@ -4,7 +4,7 @@
                   [--json out.json]
     usmr evaluate --preset fetal_hc18_v2 --us prepared/ --mr prepared/ [--quiet]
 
-Prints a table (output diversity, deformation score, SWD, structure score; MAE/PSNR/SSIM
+Prints a table (output diversity, deformation score, SWD, realism test, structure score; MAE/PSNR/SSIM
 with --paired-mr) next to the reference rows every score is read against: `identity` (the US
 passed through unchanged) and `real MR` (real slices of other subjects, --mr-reference; for a
 `usmr prepare` folder the other split by default). Writes the numbers plus per-image values as
@@ -57,6 +57,9 @@ def register(subparsers):
                         help="working resolution of the FFD registration (px)")
     parser.add_argument("--no-deformation", action="store_true",
                         help="skip the (slowest) registration-based score")
+    parser.add_argument("--no-realism", action="store_true",
+                        help="skip the realism test (a small CNN trained 5 times to tell real MR "
+                             "from the outputs; ~10-30 s a row on 2 CPU cores)")
     add_quiet_arg(parser)
     parser.set_defaults(func=run)
     return parser
@@ -103,6 +106,7 @@ def run(args):
     from usmr_tf.metrics import evaluation
     from usmr_tf.metrics.deformation import RegistrationConfig
     from usmr_tf.metrics.image_sets import load_image_set
+    from usmr_tf.metrics.realism import RealismConfig
 
     if args.max_images < 0 or args.batch_size < 1 or args.top_k < 1:
         raise ConfigError("--max-images must be >= 0, --batch-size and --top-k >= 1")
@@ -111,6 +115,7 @@ def run(args):
     if args.json and not pathlib.Path(args.json).parent.resolve().is_dir():
         raise ConfigError(f"{args.json}: folder does not exist")
     runner = SavedModelRunner(model_path(args), version=args.version)
+    realism_config = None if args.no_realism else RealismConfig()
     size = runner.image_size
     limit = args.max_images or None
     us = load_image_set(args.us, size, limit=limit, modality="us", split=args.split)
@@ -123,13 +128,14 @@ def run(args):
         result = evaluation.evaluate_synthesis(
             us, synth, real_mr, paired_mr=paired, with_deformation=not args.no_deformation,
             top_k=args.top_k, registration=RegistrationConfig(size=args.registration_size),
-            progress=bar.update)
+            progress=bar.update, realism_config=realism_config)
     references = {}
     if not args.no_references:
         reference = _reference_mr(args, size, load_image_set)
         references = evaluation.evaluate_references(
             us, real_mr, reference, with_deformation=not args.no_deformation, top_k=args.top_k,
-            registration=RegistrationConfig(size=args.registration_size))
+            registration=RegistrationConfig(size=args.registration_size),
+            realism_config=realism_config)
     print(f"model {runner.path} (image size {size}); {len(us)} US, {len(real_mr)} real MR")
     print(evaluation.format_table(result["metrics"]))
     if references:

@@ -6,7 +6,7 @@ Used by `usmr evaluate` and the Table 1 reproduction. Research output, not for d
 import numpy as np
 
 from usmr_tf.errors import DataError
-from usmr_tf.metrics import deformation, image_metrics, structure, swd
+from usmr_tf.metrics import deformation, image_metrics, realism, structure, swd
 from usmr_tf.metrics.checks import as_image_batch
 from usmr_tf.metrics.diversity import mean_pairwise_l1, output_diversity
 
@@ -18,6 +18,8 @@ METRIC_INFO = {
     "registration_nmi": ("higher", "NMI after registration (1 unrelated, 2 identical): low = "
                          "deformation score unreliable"),
     "swd": ("lower", "sliced Wasserstein distance to the real MR set (x1e3)"),
+    "realism": ("0.5", "realism test: accuracy of a CNN telling real MR from these (5-fold "
+                "C2ST); 0.5 = cannot tell, 1 = always tells"),
     "structure": ("higher", "edge correlation of input US and synth MR, [-1, 1]"),
     "mae": ("lower", "mean absolute error vs paired phantom MR"),
     "psnr": ("higher", "PSNR (dB) vs paired phantom MR"),
@@ -27,13 +29,15 @@ METRIC_INFO = {
 
 def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True, top_k=3,
                        registration=deformation.RegistrationConfig(), swd_seed=0,
-                       progress=None):
+                       progress=None, realism_config=None):
     """Returns `{"metrics": {name: value}, "per_image": {...}}` for one synthesized set.
 
     `progress(1)` (optional) is called after each image's deformation score, the slow part.
 
     `us`, `synth`: `[N, H, W, 1]` (pairs); `real_mr`: `[M, H, W, 1]` unpaired real MR (the SWD
     reference and the plane-matching candidates); `paired_mr`: optional ground truth `[N, ...]`.
+    `realism_config` (a `realism.RealismConfig`): also run the realism test (synth vs
+    `real_mr`; `realism`, with `realism_ci` = [low, high]); skipped below 5 images a class.
     """
     us = as_image_batch(us, "us")
     synth = as_image_batch(synth, "synthesized MR")
@@ -55,6 +59,11 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
     distance = swd.swd(synth, real_mr, seed=swd_seed)
     metrics["swd"] = distance["mean"]
     metrics["swd_levels"] = distance["levels"]
+    if realism_config is not None and min(len(synth), len(real_mr)) >= realism_config.folds:
+        test = realism.realism_test(real_mr, synth, realism_config)
+        metrics["realism"] = test["accuracy"]
+        metrics["realism_ci"] = [test["ci_low"], test["ci_high"]]
+        metrics["realism_n"] = test["n_per_class"]
     scores = structure.structure_scores(us, synth)
     metrics["structure"] = float(scores.mean())
     per_image["structure"] = scores.tolist()
@@ -93,7 +102,8 @@ def evaluate_references(us, real_mr, reference_mr=None, **kwargs):
     return rows
 
 
-def format_comparison(rows, names=("diversity", "swd", "deformation", "structure", "psnr", "ssim")):
+def format_comparison(rows, names=("diversity", "swd", "realism", "deformation", "structure",
+                                   "psnr", "ssim")):
     """Rows (model or reference name -> metrics) side by side, one column per metric."""
     names = [n for n in names if any(n in m for m in rows.values())]
     header = ["", *names]
@@ -118,6 +128,9 @@ def format_table(metrics):
             text = f"{value:.4f}"
             if name == "deformation" and "deformation_std" in metrics:
                 text += f" ± {metrics['deformation_std']:.4f}"
+            if name == "realism" and "realism_ci" in metrics:
+                low, high = metrics["realism_ci"]
+                text += f" [{low:.2f}, {high:.2f}]"
             rows.append((name, text, direction, what))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

@@ -65,6 +65,9 @@ DEFAULTS = {
         # steps between validation metrics (diversity, SWD, ...; usmr_tf/training/validation.py)
         "validate_every": 0,  # 0: never
         "validate_deformation": False,  # also the (slow) deformation score
+        # also the realism test (usmr_tf/metrics/realism.py); best.weights.h5 then = lowest
+        # realism accuracy (ties: lowest SWD) with diversity >= best_diversity_floor
+        "validate_realism": False,
         "best_diversity_floor": 0.5,  # best.weights.h5: lowest SWD with diversity >= this
         "verbose": "auto",  # Keras progress bar: "auto" | 0 | 1 | 2
     },
@@ -198,8 +201,8 @@ def validate(recipe, source="recipe"):
                f"`training.{key}` must be a mapping with a `name` (e.g. adam)")
     for key in ("image_every", "checkpoint_every", "validate_every", "backup_every_steps"):
         _check(_is_int(log[key], 0), source, f"`logging.{key}` must be an integer >= 0")
-    _check(isinstance(log["validate_deformation"], bool), source,
-           "`logging.validate_deformation` must be true or false")
+    for key in ("validate_deformation", "validate_realism"):
+        _check(isinstance(log[key], bool), source, f"`logging.{key}` must be true or false")
     _check(isinstance(log["best_diversity_floor"], (int, float))
            and not isinstance(log["best_diversity_floor"], bool)
            and 0 <= log["best_diversity_floor"], source,

@@ -7,11 +7,15 @@ the epoch logs (so `history.csv` has them as `val_diversity`, `val_swd`, ...):
 - `diversity`: `usmr_tf.metrics.diversity.output_diversity` (0 = one output for every input,
   the mode collapse of issue 11; ~0.6-0.7 for a set of real MR slices);
 - `swd`: sliced Wasserstein distance to the real MR the run knows (training + validation MR);
+- `realism` (optional, `with_realism`; ~5-15 s on 2 cores): the realism test of
+  `usmr_tf.metrics.realism` (a small CNN telling the real MR from the outputs; 0.5 = cannot
+  tell), with `realism_low` / `realism_high` its 95 % interval;
 - `deformation` (optional, slow): the FFD deformation score at low resolution;
 - `psnr`, `ssim`: against the paired ground truth, when the set has one (phantoms).
 
 Best checkpoint rule (stated in docs/training.md): among evaluations whose diversity is at
-least `diversity_floor` (0.5 by default), the one with the lowest SWD wins; its weights go to
+least `diversity_floor` (0.5 by default), the one with the lowest SWD wins (with the realism
+test on: the lowest realism accuracy, ties broken by the lower SWD); its weights go to
 `best.weights.h5` and its step and metrics to `best.json` (both written atomically). A run
 that never reaches the floor keeps no best checkpoint and says so in `best.json`.
 Research images, not for diagnosis.
@@ -31,7 +35,8 @@ from usmr_tf.atomic import atomic_path, write_text_atomic
 from usmr_tf.metrics import image_metrics, swd
 from usmr_tf.metrics.diversity import output_diversity
 
-FIELDS = ("step", "diversity", "swd", "deformation", "psnr", "ssim")
+FIELDS = ("step", "diversity", "swd", "realism", "realism_low", "realism_high", "deformation",
+          "psnr", "ssim")
 
 
 class ValidationCallback(keras.callbacks.Callback):
@@ -44,12 +49,14 @@ class ValidationCallback(keras.callbacks.Callback):
         every_n_steps: evaluation period in optimizer steps (> 0).
         paired_mr: optional ground truth `[N, H, W, 1]` (phantoms).
         with_deformation: also compute the (slow) deformation score on up to 8 images.
+        with_realism: also run the realism test (and rank checkpoints by it).
         diversity_floor: the best-checkpoint rule's minimum diversity.
         log_dir: TensorBoard folder (default `out_dir/logs`).
     """
 
     def __init__(self, out_dir, us, real_mr, every_n_steps, paired_mr=None,
-                 with_deformation=False, diversity_floor=0.5, log_dir=None, batch_size=32):
+                 with_deformation=False, diversity_floor=0.5, log_dir=None, batch_size=32,
+                 with_realism=False):
         super().__init__()
         self.out_dir = pathlib.Path(out_dir)
         self.us = np.asarray(us, np.float32)
@@ -61,6 +68,7 @@ class ValidationCallback(keras.callbacks.Callback):
         if self.every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
         self.with_deformation = bool(with_deformation)
+        self.with_realism = bool(with_realism)
         self.diversity_floor = float(diversity_floor)
         self.log_dir = pathlib.Path(log_dir) if log_dir else self.out_dir / "logs"
         self.batch_size = int(batch_size)
@@ -104,6 +112,12 @@ class ValidationCallback(keras.callbacks.Callback):
             "diversity": output_diversity(self.us, synth),
             "swd": swd.swd(synth, self.real_mr, seed=0)["mean"],
         }
+        if self.with_realism:
+            from usmr_tf.metrics import realism
+
+            test = realism.realism_test(self.real_mr, synth)
+            metrics.update(realism=test["accuracy"], realism_low=test["ci_low"],
+                           realism_high=test["ci_high"])
         if self.with_deformation:
             from usmr_tf.metrics import deformation
 
@@ -132,13 +146,21 @@ class ValidationCallback(keras.callbacks.Callback):
                 tf.summary.scalar(f"validation/{name}", value, step=step)
         self._writer.flush()
 
+    def _rank(self, metrics):
+        """Smaller is better: (realism accuracy, SWD) with the realism test, else (SWD,)."""
+        if self.with_realism:
+            return (metrics.get("realism", math.inf), metrics["swd"])
+        return (metrics["swd"],)
+
     def _maybe_keep_best(self, step, metrics):
         ok = metrics["diversity"] >= self.diversity_floor and math.isfinite(metrics["swd"])
-        if ok and (self._best is None or metrics["swd"] < self._best["swd"]):
+        if ok and (self._best is None or self._rank(metrics) < self._rank(self._best)):
             with atomic_path(self.out_dir / "best.weights.h5") as tmp:
                 self.model.save_weights(os.fspath(tmp))
             self._best = {"step": step, **metrics}
-        rule = (f"lowest SWD among evaluations with diversity >= {self.diversity_floor}"
+        ranked = ("lowest realism-test accuracy (ties: lowest SWD)" if self.with_realism
+                  else "lowest SWD")
+        rule = (f"{ranked} among evaluations with diversity >= {self.diversity_floor}"
                 " (validation split)")
         write_text_atomic(self.best_path, json.dumps(
             {"rule": rule, "best": self._best, "last": {"step": step, **metrics}}, indent=2) + "\n")
@@ -158,7 +180,7 @@ class ValidationCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:  # history.csv columns (NaN until the first evaluation)
-            for name in ("diversity", "swd"):
+            for name in ("diversity", "swd") + (("realism",) if self.with_realism else ()):
                 logs[f"val_{name}"] = float(self.last.get(name, math.nan))
 
     def on_train_end(self, logs=None):

@@ -82,3 +82,22 @@ def test_paired_metrics_and_argument_checks(tmp_path):
         ValidationCallback(tmp_path, us[:1], mr, every_n_steps=1)
     with pytest.raises(ValueError, match="every_n_steps"):
         ValidationCallback(tmp_path, us, mr, every_n_steps=0)
+
+
+def test_realism_is_logged_and_ranks_the_best_checkpoint(tmp_path):
+    us, mr = _sets(n=10)
+    model = _Scaled()
+    cb = ValidationCallback(tmp_path, us, mr, every_n_steps=1, with_realism=True)
+    cb.set_model(model)
+    cb.on_train_begin()
+    metrics = cb.evaluate()
+    assert 0 <= metrics["realism_low"] <= metrics["realism"] <= metrics["realism_high"] <= 1
+    # the rule: lowest realism accuracy wins even at a higher SWD; equal accuracy -> lower SWD
+    for step, realism, swd in [(1, 0.9, 50.0), (2, 0.7, 80.0), (3, 0.7, 60.0), (4, 0.8, 10.0)]:
+        cb._maybe_keep_best(step, {"diversity": 1.0, "swd": swd, "realism": realism})
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["best"]["step"] == 3 and "realism" in best["rule"]
+    cb.last = metrics
+    logs = {}
+    cb.on_epoch_end(0, logs)
+    assert logs["val_realism"] == pytest.approx(metrics["realism"])

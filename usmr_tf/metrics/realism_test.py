@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from usmr_tf.metrics import evaluation, realism
+
+FAST = realism.RealismConfig(size=32, epochs=15)
+
+
+def _textures(n, seed, sigma=3.0, size=48):
+    """Random blob textures; another `sigma` = another texture scale (survives resizing)."""
+    rng = np.random.default_rng(seed)
+    x = ndimage.gaussian_filter(rng.normal(size=(n, size, size)), (0, sigma, sigma))
+    return (np.tanh(x / x.std() * 2) * 0.8).astype(np.float32)
+
+
+def test_same_distribution_is_near_chance_and_different_is_told_apart():
+    real = _textures(40, 1)
+    same = realism.realism_test(real, _textures(40, 2), FAST)
+    assert same["ci_low"] <= 0.5 <= same["ci_high"], same
+    assert same["p_value"] > 0.01
+    noisy = realism.realism_test(real, _textures(40, 3, sigma=1.0), FAST)
+    assert noisy["accuracy"] >= 0.9 and noisy["p_value"] < 1e-6, noisy
+    assert len(noisy["fold_accuracy"]) == 5 and noisy["n_per_class"] == 40
+
+
+def test_fixed_seed_repeats_and_classes_are_balanced():
+    real, cand = _textures(30, 4), _textures(12, 5, sigma=1.0)
+    a = realism.realism_test(real, cand, FAST)
+    b = realism.realism_test(real, cand, FAST)
+    assert a == b
+    assert a["n_per_class"] == 12  # the larger set subsampled to the smaller
+    assert a["config"]["size"] == 32 and a["config"]["folds"] == 5
+
+
+def test_default_protocol_and_errors():
+    config = realism.RealismConfig()
+    assert (config.size, config.folds, config.seed) == (64, 5, 0)
+    model = realism.build_classifier(64)
+    convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
+    assert [c.strides for c in convs] == [(2, 2)] * 3 and model.output_shape == (None, 1)
+    with pytest.raises(ValueError, match="at least 5 images"):
+        realism.realism_test(_textures(4, 0), _textures(10, 1), FAST)
+    with pytest.raises(ValueError):
+        realism.RealismConfig(folds=1)
+    low, high = realism.wilson_interval(45, 50)
+    assert 0.78 < low < 0.9 < high < 0.97
+
+
+def test_augment_keeps_shape_and_values():
+    rng = np.random.default_rng(0)
+    batch = rng.uniform(-1, 1, (6, 16, 16, 1)).astype(np.float32)
+    out = realism._augment(batch, rng, 4)
+    assert out.shape == batch.shape
+    assert out.min() >= batch.min() and out.max() <= batch.max()
+    assert not np.array_equal(out, batch)
+
+
+def test_evaluation_row_has_realism_with_interval():
+    us = _textures(10, 6, sigma=1.0)[..., None]
+    real = _textures(10, 7)[..., None]
+    metrics = evaluation.evaluate_synthesis(us, us, real, with_deformation=False,
+                                            realism_config=FAST)["metrics"]
+    assert metrics["realism"] >= 0.8 and metrics["realism_n"] == 10
+    low, high = metrics["realism_ci"]
+    assert low <= metrics["realism"] <= high
+    assert "realism" in evaluation.format_table(metrics)
+    small = evaluation.evaluate_synthesis(us[:3], us[:3], real, with_deformation=False,
+                                          realism_config=FAST)["metrics"]
+    assert "realism" not in small  # too few images for 5 folds: skipped, not guessed
