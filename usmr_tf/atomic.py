@@ -87,6 +87,26 @@ def write_bytes_atomic(path, data, durable=False):
     return pathlib.Path(path)
 
 
+def replace_dir(target, write, prefix=None):
+    """Writes the folder ``target`` with ``write(path)`` into a staging folder next to it,
+    then replaces ``target`` (removed first when it exists) by a rename: a failed ``write``
+    leaves ``target`` as it was and nothing half-written. Returns ``target``."""
+    import shutil
+
+    target = pathlib.Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent,
+                                            prefix=prefix or f".{target.name}."))
+    try:
+        write(staging / "out")
+        if target.exists():
+            shutil.rmtree(target)
+        (staging / "out").rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def remove_stale_temps(folder):
     """Deletes the temp files a killed `atomic_path` left in ``folder``; returns how many.
     Call it only where no other writer is active in ``folder``."""

@@ -24,3 +24,31 @@ def test_failure_leaves_old_file_and_no_temp(tmp_path):
             raise RuntimeError("boom")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_replace_dir_swaps_a_folder_whole_or_not_at_all(tmp_path):
+    from usmr_tf.atomic import replace_dir
+
+    target = tmp_path / "model"
+
+    def write(content):
+        def _write(path):
+            path.mkdir()
+            (path / "a.txt").write_text(content)
+        return _write
+
+    replace_dir(target, write("one"))
+    (target / "stale.txt").write_text("old")
+    replace_dir(target, write("two"))
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]  # the old folder is gone
+    assert (target / "a.txt").read_text() == "two"
+
+    def broken(path):
+        path.mkdir()
+        (path / "half.txt").write_text("x")
+        raise RuntimeError("converter failed")
+
+    with pytest.raises(RuntimeError, match="converter failed"):
+        replace_dir(target, broken)
+    assert (target / "a.txt").read_text() == "two"  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging left

@@ -18,6 +18,8 @@ A config (YAML) lists sources per modality::
         band: [0.40, 0.56]         # relative slice positions kept (0 = inferior end of the brain)
         fill: 0.72                 # brain's longer in-plane side / frame size
         rotate: 0                  # in-plane degrees (counter-clockwise) or "auto"
+        # tilts: [-8, 0, 8]        # out-of-plane degrees about left-right: one set of
+        #                          # (oblique) slices per tilt, meta "tilt" (default [0])
         # foreground: largest      # no mask: largest part of the Otsu foreground only
     us:
       - name: hc18
@@ -26,6 +28,10 @@ A config (YAML) lists sources per modality::
 
 Per-source settings default to the top-level ones (see `DEFAULTS`). Subjects are
 split 80/20 per modality (`splits.split_subjects`), so no subject is in both splits.
+`split: per_group` (top level) splits each group's subjects on their own instead of the
+modality's pooled list (`pooled`, the default): adding a source then leaves the split of
+the others unchanged (the same test exams as an older recipe, or as the head locator's
+per-folder split).
 Sources with `holdout: true` (leave-one-source-out evaluation) take no part in that
 split: every slice of theirs goes to a third split, `heldout`, written only when some
 source of the modality is held out; a held-out source may not share its `group` with a
@@ -67,8 +73,11 @@ DEFAULTS = {
     "fill": None,
     "rotate": 0,
     "foreground": "otsu",   # without a mask: "otsu" | "largest" (volume.volume_to_slices)
+    "tilts": [0],           # NIfTI: out-of-plane tilts (degrees), one slice set each
+    "split": "pooled",      # "pooled" | "per_group" (top level only)
 }
-_GLOBAL_ONLY = ("size", "test_fraction", "seed")
+_GLOBAL_ONLY = ("size", "test_fraction", "seed", "split")
+SPLITS = ("pooled", "per_group")
 _SOURCE_KEYS = {"name", "group", "kind", "root", "pattern", "subject", "mask", "limit",
                 "holdout"} | (
     set(DEFAULTS) - set(_GLOBAL_ONLY))
@@ -98,6 +107,8 @@ def resolve_config(config, data_root=None):
     out = {k: config.get(k, v) for k, v in DEFAULTS.items() if k in _GLOBAL_ONLY}
     if not isinstance(out["size"], int) or out["size"] < 8:
         raise ConfigError(f"size must be an integer >= 8, got {out['size']!r}")
+    if out["split"] not in SPLITS:
+        raise ConfigError(f"split must be one of {SPLITS}, got {out['split']!r}")
     out["data_root"] = str(root)
     if not any(config.get(m) for m in MODALITIES):
         raise ConfigError(f"the config lists no sources under {' or '.join(MODALITIES)}")
@@ -179,6 +190,15 @@ def _check_plane_options(src, where):
     rotate = src["rotate"]
     if rotate != "auto" and (isinstance(rotate, bool) or not isinstance(rotate, (int, float))):
         raise ConfigError(f"{where}: rotate must be degrees or 'auto', got {rotate!r}")
+    tilts = src["tilts"]
+    ok = (isinstance(tilts, list) and tilts and len(set(tilts)) == len(tilts) and all(
+        isinstance(t, (int, float)) and not isinstance(t, bool) and abs(t) < 45 for t in tilts))
+    if not ok:
+        raise ConfigError(f"{where}: tilts must be a non-empty list of distinct degrees in "
+                          f"(-45, 45), got {tilts!r}")
+    if src["kind"] == "nifti" and src["axis"] == 0 and tilts != [0]:
+        raise ConfigError(f"{where}: tilts turn the volume about the x axis: use axis 1 or 2")
+    src["tilts"] = [float(t) for t in tilts]
 
 
 def _name(path):
@@ -229,17 +249,21 @@ def _slices_of(path, subject, mask, source, size, modality):
             "dataset": source["name"]}
     pct = tuple(source["percentiles"])
     if source["kind"] == "nifti":
-        slices, geometry = volume_to_slices(
-            path, source["axis"], size, mask=mask, spacing=source["spacing"],
-            min_foreground=source["min_foreground"], margin=source["margin"], percentiles=pct,
-            band=source["band"], fill=source["fill"], rotate=source["rotate"],
-            foreground=source["foreground"])
-        if len(slices) == 0:
+        chunks, meta = [], []
+        for tilt in source["tilts"]:
+            slices, geometry = volume_to_slices(
+                path, source["axis"], size, mask=mask, spacing=source["spacing"],
+                min_foreground=source["min_foreground"], margin=source["margin"],
+                percentiles=pct, band=source["band"], fill=source["fill"],
+                rotate=source["rotate"], foreground=source["foreground"], tilt=tilt)
+            geo = geometry.to_dict()
+            chunks.append(slices)
+            meta += [dict(base, kind="volume", axis=geometry.axis, slice_index=idx, position=j,
+                          tilt=tilt, geometry=geo)
+                     for j, idx in enumerate(geometry.slice_indices)]
+        if not meta:
             raise DataError("no slice has enough foreground", path)
-        geo = geometry.to_dict()
-        meta = [dict(base, kind="volume", axis=geometry.axis, slice_index=idx, position=j,
-                     geometry=geo) for j, idx in enumerate(geometry.slice_indices)]
-        return slices, meta
+        return np.concatenate(chunks, axis=0), meta
     if source["kind"] == "hc18":
         image, transform = hc18.load_hc18(path, size, align=source["align"],
                                           head_fraction=source["head_fraction"], percentiles=pct)
@@ -270,6 +294,27 @@ def dataset_key(config, files):
                              "config": config, "files": stamp})
 
 
+def _split_pool(pool, meta, config):
+    """{"train", "test"}: indices into ``meta`` (the ``pool`` of non-held-out slices), by
+    subject over the whole pool (``split: pooled``) or within each group (``per_group``)."""
+    subjects = [meta[i]["subject"] for i in pool]
+    if config.get("split", "pooled") == "pooled":
+        groups = {"": np.arange(len(pool))}
+    else:
+        groups = {}
+        for j, subject in enumerate(subjects):
+            groups.setdefault(subject.split("/", 1)[0], []).append(j)
+    train, test = [], []
+    for members in groups.values():
+        members = np.asarray(members, dtype=np.int64)
+        tr, te = split_items([subjects[j] for j in members], config["test_fraction"],
+                             config["seed"])
+        train.append(members[tr])
+        test.append(members[te])
+    return {"train": pool[np.sort(np.concatenate(train))],
+            "test": pool[np.sort(np.concatenate(test))]}
+
+
 def prepare_arrays(config, files=None, log=None):
     """Reads and splits every source: {modality: {split: (images, meta)}}.
 
@@ -289,9 +334,7 @@ def prepare_arrays(config, files=None, log=None):
         images = np.concatenate(chunks, axis=0)
         held = np.asarray(held, dtype=bool)
         pool = np.flatnonzero(~held)
-        train, test = split_items([meta[i]["subject"] for i in pool], config["test_fraction"],
-                                  config["seed"])
-        splits = {"train": pool[train], "test": pool[test]}
+        splits = _split_pool(pool, meta, config)
         if held.any():
             splits["heldout"] = np.flatnonzero(held)
         parts[modality] = {name: (images[idx], [meta[i] for i in idx])

@@ -355,3 +355,79 @@ def test_preset_v2_holds_out_the_mial_fetus(tmp_path, shared_data, repo_root):
     svrtk = [x[..., 0] for x, m in zip(images, meta["train"]) if m["dataset"].startswith("svrtk")]
     assert 42 <= np.median([_central_length(x, 4) for x in svrtk]) <= 49
     assert np.median([_long_axis_angle(x) for x in svrtk]) < 8
+
+
+# --- more planes per volume (tilts) and per-group splits (preset data v3) ---------------
+
+
+def test_tilts_add_oblique_slice_sets_that_cannot_be_put_back(tmp_path, source):
+    plain = prepare_dataset(_config(source), tmp_path / "plain")[1]["counts"]["mr"]
+    config = _config(source)
+    config["mr"][0]["tilts"] = [-10, 0, 10]
+    out, manifest, _ = prepare_dataset(config, tmp_path / "tilted")
+    counts = manifest["counts"]["mr"]
+    assert manifest["params"]["mr"][0]["tilts"] == [-10.0, 0.0, 10.0]
+    # about three times the slices, the same subjects in each split
+    assert 2.5 * sum(plain.values()) <= sum(counts.values()) <= 3.5 * sum(plain.values())
+    images, meta = cache.load_prepared(out, "train", modality="mr")
+    assert {m["tilt"] for m in meta} == {-10.0, 0.0, 10.0}
+    flat = [i for i, m in enumerate(meta) if m["tilt"] == 0.0 and m["source"] == meta[0]["source"]]
+    assert slices_to_volume(images[flat], SliceGeometry.from_dict(meta[flat[0]]["geometry"])
+                            ).shape == (20, 24, 16)
+    tilted = [i for i, m in enumerate(meta) if m["tilt"] == 10.0]
+    with pytest.raises(ValueError, match="tilted"):
+        slices_to_volume(images[tilted[:1]], SliceGeometry.from_dict(meta[tilted[0]]["geometry"]))
+
+
+@pytest.mark.parametrize("tilts", [[], [0, 0], [50], ["x"], 5, [True]])
+def test_bad_tilts_are_config_errors(tmp_path, source, tilts):
+    config = _config(source)
+    config["mr"][0]["tilts"] = tilts
+    with pytest.raises(ConfigError, match=r"mr\[0\] \(vols\): tilts"):
+        prepare_dataset(config, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
+def _us_test_exams(out):
+    return sorted(m["subject"] for m in cache.load_prepared(out, "test", modality="us")[1])
+
+
+def test_per_group_split_keeps_each_groups_split_when_a_source_is_added(tmp_path, source):
+    extra = source / "us_more"
+    for i, name in enumerate(["020_HC", "022_HC", "024_HC", "026_HC"]):
+        image, head = testing.us_head_image(angle=0.2 * i, seed=10 + i)
+        testing.write_png(extra / f"{name}.png", image)
+        testing.write_png(extra / f"{name}_Annotation.png", head.astype(np.uint8) * 255)
+    base = _config(source)
+    base["split"] = "per_group"
+    alone = _us_test_exams(prepare_dataset(base, tmp_path / "alone")[0])
+    both = dict(base, us=base["us"] + [{"name": "more", "kind": "hc18", "root": "us_more"}])
+    out = prepare_dataset(both, tmp_path / "both")[0]
+    together = _us_test_exams(out)
+    assert [s for s in together if s.startswith("hc/")] == alone
+    assert any(s.startswith("more/") for s in together)  # each group has test exams
+    pooled = _us_test_exams(prepare_dataset(dict(both, split="pooled"), tmp_path / "pooled")[0])
+    assert len(pooled) == round(0.25 * 8)  # one split over both groups' 8 exams
+    with pytest.raises(ConfigError, match="split must be one of"):
+        prepare_dataset(dict(base, split="random"), tmp_path / "bad")
+
+
+def test_preset_v3_adds_hc18_more_and_keeps_v2s_test_exams(tmp_path, shared_data, repo_root):
+    """Preset data v3: both HC18 folders split per group (us/hc18 keeps v2's test exams),
+    oblique MR planes, MIAL still held out, no CRL atlas. US only here (the MR part takes
+    minutes; its tilts are checked on the config)."""
+    v3 = load_config(repo_root / "recipes" / "data" / "preset_v3.yaml")
+    v2 = load_config(repo_root / "recipes" / "data" / "preset_v2.yaml")
+    assert v3["split"] == "per_group" and len(v3["tilts"]) == 5
+    assert not any("crl" in str(src["root"]).lower() or "crl" in src.get("pattern", "").lower()
+                   for src in v3["mr"])  # licence
+    assert {s["name"] for s in v3["mr"] if s.get("holdout")} == {"mialsrtk_sr", "mialsrtk_stacks"}
+    exams = {}
+    for name, config in (("v2", v2), ("v3", v3)):
+        config = dict(config, size=32)
+        config.pop("mr")
+        out, manifest, _ = prepare_dataset(config, tmp_path / name, data_root=shared_data)
+        exams[name] = _us_test_exams(out)
+        exams[name + "_counts"] = manifest["counts"]["us"]
+    assert exams["v3_counts"] == {"train": 358, "test": 84}
+    assert [s for s in exams["v3"] if s.startswith("hc18/")] == exams["v2"]

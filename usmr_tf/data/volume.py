@@ -218,6 +218,9 @@ class SliceGeometry:
         rotation: in-plane rotation (degrees, counter-clockwise as the slices are shown,
             row 0 at the top) applied to the RAS volume before cropping; 0 = none.
         rotated_shape: shape of the RAS volume after that rotation (None: not rotated).
+        tilt: out-of-plane tilt (degrees about the RAS left-right axis) applied to the RAS
+            volume before everything else; slices of a tilted volume cannot be put back
+            into the original grid (`slices_to_volume` refuses them).
     """
 
     affine: np.ndarray
@@ -230,6 +233,7 @@ class SliceGeometry:
     spacing: float
     rotation: float = 0.0
     rotated_shape: tuple = None
+    tilt: float = 0.0
 
     @property
     def size(self):
@@ -247,6 +251,7 @@ class SliceGeometry:
             "spacing": self.spacing,
             "rotation": self.rotation,
             "rotated_shape": None if self.rotated_shape is None else list(self.rotated_shape),
+            "tilt": self.tilt,
         }
 
     @classmethod
@@ -263,12 +268,13 @@ class SliceGeometry:
             rotation=float(d.get("rotation", 0.0)),
             rotated_shape=(None if d.get("rotated_shape") is None
                            else tuple(int(v) for v in d["rotated_shape"])),
+            tilt=float(d.get("tilt", 0.0)),
         )
 
 
 def volume_to_slices(volume, axis=2, size=128, *, mask=None, spacing=None, min_foreground=0.25,
                      margin=0.05, percentiles=DEFAULT_PERCENTILES, order=1, band=None, fill=None,
-                     rotate=0.0, foreground="otsu"):
+                     rotate=0.0, foreground="otsu", tilt=0.0):
     """Cuts a volume into normalised square slices.
 
     Args:
@@ -299,6 +305,11 @@ def volume_to_slices(volume, axis=2, size=128, *, mask=None, spacing=None, min_f
             opening (one voxel), which drops detached non-brain remnants (e.g. scalp
             around a template brain); voxels outside it become -1 as with a mask.
             Ignored when `mask` is given.
+        tilt: out-of-plane tilt in degrees: the RAS volume is first turned about its
+            left-right (x) axis, so axial or coronal slices become oblique planes (more
+            planes of the same anatomy per volume, as US sweeps cut them). 0 (default):
+            untouched. Needs `axis` 1 or 2; such slices cannot be put back
+            (`slices_to_volume`).
 
     Returns:
         (slices float32 `[N, size, size, 1]` in [-1, 1], `SliceGeometry`).
@@ -331,6 +342,13 @@ def volume_to_slices(volume, axis=2, size=128, *, mask=None, spacing=None, min_f
         given_mask = True  # background outside the kept part, as with a mask
     ras_spacing = np.linalg.norm(ras_affine[:3, :3], axis=0)
     in_plane = [a for a in range(3) if a != axis]
+    tilt = float(tilt or 0.0)
+    if tilt != 0.0:
+        if axis == 0:
+            raise ValueError("tilt turns the volume about the x axis: slice along axis 1 or 2")
+        # [x, y, z] block turned in its (y, z) plane about its centre, in mm.
+        data = _rotate_in_plane(data, tilt, ras_spacing[1:], cval=float(data.min()))
+        fg = _rotate_in_plane(fg.astype(np.float32), tilt, ras_spacing[1:]) >= 0.5
 
     if isinstance(rotate, str):
         if rotate != "auto":
@@ -378,7 +396,7 @@ def volume_to_slices(volume, axis=2, size=128, *, mask=None, spacing=None, min_f
         crop=tuple(crop), n_resampled=n_resampled, fit=fit,
         slice_indices=tuple(int(i) for i in keep),
         spacing=float(ras_spacing[axis] * n_a / n_resampled),
-        rotation=rotation, rotated_shape=rotated_shape,
+        rotation=rotation, rotated_shape=rotated_shape, tilt=tilt,
     )
     return slices, geometry
 
@@ -399,6 +417,9 @@ def slices_to_volume(slices, geometry, *, fill=BACKGROUND, order=1):
     Returns:
         float32 array of shape `geometry.shape`, aligned with `geometry.affine`.
     """
+    if geometry.tilt != 0.0:
+        raise ValueError(f"slices of a tilted volume (tilt {geometry.tilt:g} degrees) cannot be "
+                         "put back into the original grid")
     slices = np.asarray(slices, dtype=np.float32)
     if slices.ndim == 4 and slices.shape[-1] == 1:
         slices = slices[..., 0]

@@ -265,3 +265,30 @@ def test_foreground_largest_drops_detached_remnants():
     assert len(plain) == len(kept)  # the remnant is not in the band of any slice
     with pytest.raises(ValueError, match="foreground"):
         volume_to_slices(volume, 2, 32, foreground="biggest")
+
+
+def test_tilt_cuts_oblique_planes():
+    """Intensity = height (S) inside a ball: flat axial slices are constant, slices of the
+    volume tilted about x cross heights, so their columns differ."""
+    shape = (30, 30, 30)
+    grid = np.stack(np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in shape], indexing="ij"))
+    mask = (grid ** 2).sum(0) <= 13 ** 2
+    data = np.where(mask, 100 + 3 * grid[2], 0.0).astype(np.float32)
+    volume = Volume(data=data, affine=np.eye(4), path="ball.nii.gz")
+
+    def spread(tilt):
+        slices, geometry = volume_to_slices(volume, size=32, mask=mask, band=(0.45, 0.55),
+                                            tilt=tilt)
+        middle = slices[len(slices) // 2, ..., 0]
+        inside = ndimage.binary_erosion(middle > -1, iterations=3)  # away from edge blur
+        cols = [np.median(middle[:, c][inside[:, c]]) for c in range(32)
+                if inside[:, c].sum() > 3]  # columns run along y, which the tilt mixes with z
+        return float(np.ptp(cols)), geometry
+
+    flat, g0 = spread(0.0)
+    oblique, g20 = spread(20.0)
+    assert flat < 0.05 and oblique > 0.2
+    assert g0.tilt == 0.0 and g20.tilt == 20.0
+    assert SliceGeometry.from_dict(g20.to_dict()).tilt == 20.0
+    with pytest.raises(ValueError, match="axis 1 or 2"):
+        volume_to_slices(volume, axis=0, size=32, mask=mask, tilt=10.0)

@@ -12,12 +12,10 @@ mobile and browser runtimes do not have; those clients decode images themselves.
 
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
-import tempfile
 
-from usmr_tf.atomic import atomic_path, write_bytes_atomic
+from usmr_tf.atomic import atomic_path, replace_dir, write_bytes_atomic
 from usmr_tf.errors import ConfigError
 from usmr_tf.export import metadata as meta
 
@@ -150,18 +148,11 @@ def to_tfjs(model_path, out_dir, version=None, timeout=600):
         )
     _, _, version_dir = meta.resolve_model_dir(model_path, version)
     check_convertible(version_dir)
-    out_dir = pathlib.Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
-        cmd = [python, "-c", TFJS_CONVERT, str(version_dir), str(staging / "model"),
-               meta.SERVING_SIGNATURE]
-        _run(cmd, "tensorflowjs converter", timeout)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        (staging / "model").rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    def convert(path):
+        _run([python, "-c", TFJS_CONVERT, str(version_dir), str(path), meta.SERVING_SIGNATURE],
+             "tensorflowjs converter", timeout)
+
+    out_dir = replace_dir(out_dir, convert)
     return out_dir
 
 

@@ -8,13 +8,11 @@ encoder, MR decoder and attention variables and nothing else (checked by name be
 import json
 import pathlib
 import re
-import shutil
-import tempfile
 
 import keras
 import tensorflow as tf
 
-from usmr_tf.atomic import write_text_atomic
+from usmr_tf.atomic import replace_dir, write_text_atomic
 from usmr_tf.errors import ConfigError
 from usmr_tf.export import metadata as meta
 from usmr_tf.export.preprocessing import decode_us_batch, encode_mr_batch
@@ -107,14 +105,7 @@ def write_version(out_dir, name, version, overwrite, write):
     version_dir = model_dir / str(version)
     if version_dir.exists() and not overwrite:
         raise ConfigError(f"{version_dir}: already exists (pass overwrite / --overwrite)")
-    staging = pathlib.Path(tempfile.mkdtemp(dir=model_dir, prefix=f".export-{version}-"))
-    try:
-        write(staging / "saved_model")
-        if version_dir.exists():
-            shutil.rmtree(version_dir)
-        (staging / "saved_model").rename(version_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    replace_dir(version_dir, write, prefix=f".export-{version}-")
     return version_dir
 
 
