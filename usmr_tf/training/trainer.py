@@ -19,6 +19,7 @@ import dataclasses
 import io
 import math
 import pathlib
+import warnings
 
 import keras
 import numpy as np
@@ -136,12 +137,42 @@ def build_model(model_config, image_size):
         raise ConfigError(f"model {name!r}: {exc}") from None
 
 
-def resolve_precision(policy):
-    """`auto` -> `mixed_float16` on GPU, `mixed_bfloat16` on CPU; None -> float32."""
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bf16(cpuinfo="/proc/cpuinfo"):
+    """True / False when the CPU flags say whether bfloat16 math is native (AVX512_BF16 or
+    AMX); None when they cannot be read (not Linux): then nothing is assumed."""
+    try:
+        text = pathlib.Path(cpuinfo).read_text()
+    except OSError:
+        return None
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[-1].split())
+    if not flags:
+        return None
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def resolve_precision(policy, native_bf16=None):
+    """`auto` -> `mixed_float16` on GPU; on CPU `mixed_bfloat16` where bfloat16 is native
+    (or unknown), else float32 (emulated bfloat16 measured 6-8x slower a step on an AVX2-only
+    CPU, docs/performance.md); None -> float32. An explicit `mixed_bfloat16` on a CPU without
+    native bfloat16 is kept, with a warning."""
     if policy in (None, "float32"):
         return "float32"
+    on_gpu = bool(tf.config.list_logical_devices("GPU"))
+    native = cpu_has_native_bf16() if native_bf16 is None else native_bf16
     if policy == "auto":
-        return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+        if on_gpu:
+            return "mixed_float16"
+        return "float32" if native is False else "mixed_bfloat16"
+    if policy == "mixed_bfloat16" and not on_gpu and native is False:
+        warnings.warn("mixed_bfloat16 on a CPU without native bfloat16 (no AVX512_BF16/AMX): "
+                      "it is emulated and several times slower than float32; set "
+                      "training.mixed_precision=float32 (or auto)", stacklevel=2)
     return policy
 
 

@@ -72,5 +72,20 @@ def test_mixed_bfloat16_trains_on_cpu(tmp_path):
 
 def test_resolve_precision():
     assert trainer.resolve_precision(None) == "float32"
-    expected = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
-    assert trainer.resolve_precision("auto") == expected
+    gpu = bool(tf.config.list_logical_devices("GPU"))
+    assert trainer.resolve_precision("auto", native_bf16=True) == (
+        "mixed_float16" if gpu else "mixed_bfloat16")
+    if not gpu:  # emulated bfloat16 is slower than float32: auto picks float32
+        assert trainer.resolve_precision("auto", native_bf16=False) == "float32"
+        with pytest.warns(UserWarning, match="without native bfloat16"):
+            assert trainer.resolve_precision("mixed_bfloat16", native_bf16=False) == \
+                "mixed_bfloat16"
+
+
+def test_cpu_bf16_flags_are_read(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor : 0\nflags : fpu avx2 fma avx512f avx512_bf16\n")
+    assert trainer.cpu_has_native_bf16(info) is True
+    info.write_text("processor : 0\nflags : fpu avx2 fma\n")
+    assert trainer.cpu_has_native_bf16(info) is False
+    assert trainer.cpu_has_native_bf16(tmp_path / "missing") is None
