@@ -76,10 +76,7 @@ def score(name, run_dir, work, data, crl, real_mr):
 
 def rows_of(result):
     """{row: {metric: value}} of one evaluate JSON (model, identity, real MR)."""
-    out = {"model": result["metrics"]}
-    for key, value in (result.get("references") or {}).items():
-        out[key] = value.get("metrics", value)
-    return out
+    return {"model": result["metrics"], **(result.get("references") or {})}
 
 
 def main(argv=None):

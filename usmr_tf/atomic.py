@@ -10,6 +10,7 @@ import contextlib
 import os
 import pathlib
 import re
+import shutil
 import tempfile
 
 
@@ -91,8 +92,6 @@ def replace_dir(target, write, prefix=None):
     """Writes the folder ``target`` with ``write(path)`` into a staging folder next to it,
     then replaces ``target`` (removed first when it exists) by a rename: a failed ``write``
     leaves ``target`` as it was and nothing half-written. Returns ``target``."""
-    import shutil
-
     target = pathlib.Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent,

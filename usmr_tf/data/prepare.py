@@ -294,25 +294,20 @@ def dataset_key(config, files):
                              "config": config, "files": stamp})
 
 
-def _split_pool(pool, meta, config):
-    """{"train", "test"}: indices into ``meta`` (the ``pool`` of non-held-out slices), by
-    subject over the whole pool (``split: pooled``) or within each group (``per_group``)."""
-    subjects = [meta[i]["subject"] for i in pool]
-    if config.get("split", "pooled") == "pooled":
-        groups = {"": np.arange(len(pool))}
-    else:
-        groups = {}
-        for j, subject in enumerate(subjects):
-            groups.setdefault(subject.split("/", 1)[0], []).append(j)
+def _split_pool(pool, subjects, groups, config):
+    """{"train", "test"}: the ``pool`` indices (slices not held out) split by subject, over
+    the whole pool (``split: pooled``) or within each group (``per_group``); ``subjects`` and
+    ``groups`` are per slice."""
+    members = {}
+    for i in pool:
+        members.setdefault(groups[i] if config["split"] == "per_group" else "", []).append(i)
     train, test = [], []
-    for members in groups.values():
-        members = np.asarray(members, dtype=np.int64)
-        tr, te = split_items([subjects[j] for j in members], config["test_fraction"],
-                             config["seed"])
-        train.append(members[tr])
-        test.append(members[te])
-    return {"train": pool[np.sort(np.concatenate(train))],
-            "test": pool[np.sort(np.concatenate(test))]}
+    for idx in members.values():
+        idx = np.asarray(idx, dtype=np.int64)
+        tr, te = split_items([subjects[i] for i in idx], config["test_fraction"], config["seed"])
+        train.append(idx[tr])
+        test.append(idx[te])
+    return {"train": np.sort(np.concatenate(train)), "test": np.sort(np.concatenate(test))}
 
 
 def prepare_arrays(config, files=None, log=None):
@@ -325,16 +320,17 @@ def prepare_arrays(config, files=None, log=None):
     size = config["size"]
     parts = {}
     for modality, items in files.items():
-        chunks, meta, held = [], [], []
+        chunks, meta, held, groups = [], [], [], []
         for source, path, subject, mask in items:
             slices, slice_meta = _slices_of(path, subject, mask, source, size, modality)
             chunks.append(slices)
             meta.extend(slice_meta)
             held.extend([bool(source.get("holdout"))] * len(slice_meta))
+            groups.extend([source["group"]] * len(slice_meta))
         images = np.concatenate(chunks, axis=0)
         held = np.asarray(held, dtype=bool)
         pool = np.flatnonzero(~held)
-        splits = _split_pool(pool, meta, config)
+        splits = _split_pool(pool, [m["subject"] for m in meta], groups, config)
         if held.any():
             splits["heldout"] = np.flatnonzero(held)
         parts[modality] = {name: (images[idx], [meta[i] for i in idx])

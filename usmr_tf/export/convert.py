@@ -152,8 +152,7 @@ def to_tfjs(model_path, out_dir, version=None, timeout=600):
         _run([python, "-c", TFJS_CONVERT, str(version_dir), str(path), meta.SERVING_SIGNATURE],
              "tensorflowjs converter", timeout)
 
-    out_dir = replace_dir(out_dir, convert)
-    return out_dir
+    return replace_dir(out_dir, convert)
 
 
 def _summary(exc, max_lines=6):

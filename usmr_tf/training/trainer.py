@@ -163,13 +163,14 @@ def resolve_precision(policy, native_bf16=None):
     native bfloat16 is kept, with a warning."""
     if policy in (None, "float32"):
         return "float32"
-    on_gpu = bool(tf.config.list_logical_devices("GPU"))
+    if tf.config.list_logical_devices("GPU"):
+        return "mixed_float16" if policy == "auto" else policy
+    if policy not in ("auto", "mixed_bfloat16"):
+        return policy
     native = cpu_has_native_bf16() if native_bf16 is None else native_bf16
     if policy == "auto":
-        if on_gpu:
-            return "mixed_float16"
         return "float32" if native is False else "mixed_bfloat16"
-    if policy == "mixed_bfloat16" and not on_gpu and native is False:
+    if native is False:
         warnings.warn("mixed_bfloat16 on a CPU without native bfloat16 (no AVX512_BF16/AMX): "
                       "it is emulated and several times slower than float32; set "
                       "training.mixed_precision=float32 (or auto)", stacklevel=2)
