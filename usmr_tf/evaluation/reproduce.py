@@ -50,6 +50,7 @@ class Budget:
     base_filters: int = 16
     depth: int = 4
     seed: int = 0
+    precision: str | None = None  # training.mixed_precision; None: each recipe's own (float32)
 
     def __post_init__(self):
         for key in ("steps", "batch_size", "base_filters", "depth"):
@@ -69,7 +70,7 @@ class Budget:
             "training.validation_steps=1", f"training.batch_size={self.batch_size}",
             f"training.seed={self.seed}",
             "logging.image_every=0", "logging.checkpoint_every=0", "logging.verbose=0",
-        ]
+        ] + ([f"training.mixed_precision={self.precision}"] if self.precision else [])
 
 
 @dataclasses.dataclass
