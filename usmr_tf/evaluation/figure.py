@@ -36,7 +36,14 @@ def save_grid(path, columns, title, dpi=72, cell=1.6):
                               vmax=1 if unit else None, interpolation="nearest")
             axes[r, c].set_axis_off()
         axes[0, c].set_title(col_title, fontsize=7)
-    fig.suptitle(f"{title}\n{NOTICE}", fontsize=8)
+    return save_figure(fig, path, title)
+
+
+def save_figure(fig, path, title, fontsize=8):
+    """Titles `fig` (+ the research-output notice), writes it as PNG atomically, closes it."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(f"{title}\n{NOTICE}", fontsize=fontsize)
     fig.tight_layout()
     try:
         with atomic_path(path) as tmp:

@@ -35,7 +35,7 @@ from usmr_tf.atomic import write_text_atomic
 from usmr_tf.errors import ConfigError, DataError
 from usmr_tf.evaluation import claims as claims_lib
 from usmr_tf.evaluation import reproduce as rp
-from usmr_tf.evaluation import table
+from usmr_tf.evaluation import figure, table
 from usmr_tf.evaluation.figure import NOTICE
 
 RECORD_VERSION = 1
@@ -208,16 +208,6 @@ def load_record(path, spec):
         raise ConfigError(f"{path}: written under another budget, seeds, models or test set "
                           f"({record.get('spec')}); give another --record or remove it")
     return record
-
-
-def cell_seconds(record):
-    """Mean seconds (training + scoring) of the finished cells, per data set and model."""
-    out = {}
-    for data, models in record["cells"].items():
-        for model, seeds in models.items():
-            times = [c["train_seconds"] + c["score_seconds"] for c in seeds.values()]
-            out[(data, model)] = sum(times) / len(times)
-    return out
 
 
 @contextlib.contextmanager
@@ -443,8 +433,6 @@ def save_figure(path, record, summary):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from usmr_tf.atomic import atomic_path
-
     kinds = [k for k in summary if summary[k]]
     n_cols = max(len(FIGURE_METRICS[k]) for k in kinds)
     fig, axes = plt.subplots(len(kinds), n_cols, squeeze=False, dpi=80,
@@ -477,15 +465,9 @@ def save_figure(path, record, summary):
             if r == 0 and c == 0:
                 ax.legend(fontsize=5)
     b = record["spec"]["budget"]
-    fig.suptitle(f"Table 1, mean ± sd over seeds {record['spec']['seeds']} ({b['steps']} steps, "
-                 f"{b['image_size']} px)\n{NOTICE}", fontsize=8)
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return pathlib.Path(path)
+    return figure.save_figure(fig, path, f"Table 1, mean ± sd over seeds "
+                              f"{record['spec']['seeds']} ({b['steps']} steps, "
+                              f"{b['image_size']} px)")
 
 
 def finish(record, record_path, figure_path=None):
