@@ -61,7 +61,7 @@ def main(argv=None):
         synthesis.to_uint8(synthesis.unalign_mr(m, tr))
 
     rows = {
-        "locate (2 passes, flip TTA, ellipse fits)": timed(lambda: locator.locate(image), args.runs),
+        "locate (all passes of the export, flip TTA, ellipse fits)": timed(lambda: locator.locate(image), args.runs),
         "align (spatial_normalize)": timed(lambda: synthesis.located_image_slice(
             args.image, location, model.image_size), args.runs),
         "synthesis model alone (batch 1)": timed(lambda: model(us[None]), args.runs),

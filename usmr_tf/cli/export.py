@@ -135,9 +135,24 @@ def _export_locator(args, checkpoint, recipe_path):
     recipe = load_locator_recipe(recipe_path)
     model = build_locator(recipe["model"])
     model.load_weights(str(checkpoint))
-    version_dir = export_locator(model, args.out, args.name, args.version,
-                                 {"checkpoint": str(checkpoint), "recipe": recipe["name"],
-                                  "model": recipe["model"]}, overwrite=args.overwrite)
+    metadata = {"checkpoint": str(checkpoint), "recipe": recipe["name"], "model": recipe["model"]}
+    refiner, fill = None, None
+    if recipe["model"]["stage"] == "refine":  # one locator: the first pass' export + this refiner
+        from usmr_tf.errors import ConfigError
+        from usmr_tf.models.head_locator.head_locator_export import load_locator_export
+
+        first_pass = recipe["model"]["first_pass"]
+        if not first_pass:
+            raise ConfigError(f"{recipe_path}: a refine recipe needs model.first_pass (the "
+                              "locator export it refines)")
+        refiner, fill = model, recipe["model"]["fill"]
+        model = load_locator_export(first_pass)
+        metadata["first_pass"] = str(first_pass)
+        metadata["first_pass_model"] = {"base_filters": model.backbone.base_filters,
+                                        "depth": model.backbone.depth,
+                                        "stem_stride": model.backbone.stem_stride}
+    version_dir = export_locator(model, args.out, args.name, args.version, metadata,
+                                 overwrite=args.overwrite, refiner=refiner, fill=fill)
     print(f"exported {version_dir} (signatures serving_default, locate_image, locate_png); "
           f"metadata {version_dir.parent / 'usmr.json'}")
     return 0

@@ -21,6 +21,7 @@ steps 2-4; docs/locator.md states the measured parity between the two.
 import tensorflow as tf
 
 from usmr_tf.data.square import BACKGROUND
+from usmr_tf.models.head_locator.head_locator_image_converter import affine_warp as _warp
 
 HEAD_FRACTION = 0.8
 MASK_MARGIN = 0.03
@@ -36,15 +37,6 @@ def _percentile(values, q):
     hi = tf.minimum(lo + 1, tf.size(ordered) - 1)
     t = position - tf.floor(position)
     return tf.gather(ordered, lo) * (1.0 - t) + tf.gather(ordered, hi) * t
-
-
-def _warp(image, matrix, offset, out_shape, fill):
-    """``out (row, col) -> in = matrix @ out + offset``, bilinear, ``image`` [h, w]."""
-    transform = tf.stack([matrix[1, 1], matrix[1, 0], offset[1],
-                          matrix[0, 1], matrix[0, 0], offset[0], 0.0, 0.0])[None]
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None, ..., None], transforms=transform, output_shape=out_shape,
-        fill_value=fill, interpolation="BILINEAR", fill_mode="CONSTANT")[0, ..., 0]
 
 
 def alignment(ellipse, size, head_fraction=HEAD_FRACTION):

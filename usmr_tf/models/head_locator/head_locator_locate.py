@@ -8,7 +8,12 @@
    the frame's width (centred on it), predict and fit again: the head is seen at about
    ``ZOOM_FILL * width / (2 a)`` map pixels per image pixel instead of the letterbox's scale,
    which sharpens the ellipse of small heads and of large frames;
-3. map the ellipse back to image pixels and measure how much of its outline lies inside
+3. **refinement pass** (when the export has a refiner): the image warped so that that ellipse
+   is centred, its major axis horizontal and a fixed share of the frame's width
+   (``HeadLocatorCanonicalConverter``); the refiner, trained on such frames, predicts the head
+   there and the ellipse is fitted again and mapped back. The score stays the zoom pass's
+   (so the refusal rule does not change with the refiner);
+4. map the ellipse back to image pixels and measure how much of its outline lies inside
    the frame.
 
 It returns float32 ``[7]``: (cx, cy, a, b, angle, score, visible) in image pixels (x = column,
@@ -74,9 +79,21 @@ def tf_visible_fraction(ellipse, height, width, n=360):
     return tf.reduce_mean(tf.cast(inside, tf.float32))
 
 
-def tf_locate(predict, image, converter, zoom=True):
+def tf_refine(refine, image, ellipse, canonical):
+    """One refinement pass: ``ellipse`` [>= 5] -> the refitted (cx, cy, a, b, angle), or the
+    input's five values when nothing can be fitted in the refinement frame."""
+    frame, geometry = canonical(image, ellipse[:5])
+    prob = refine(frame[None])[0, ..., 0]
+    valid = canonical.valid_mask(geometry, tf.shape(image)[0], tf.shape(image)[1])
+    fit = tf_fit_ellipse_to_probability(prob, valid)
+    return tf.cond(fit[5] > 0, lambda: canonical.to_image(fit, geometry), lambda: ellipse[:5])
+
+
+def tf_locate(predict, image, converter, zoom=True, refine=None, canonical=None):
     """``predict``: ``[1, H, W, 1]`` in [-1, 1] -> probabilities; ``image``: ``[h, w]`` or
-    ``[h, w, 1]`` grey levels 0-255. Returns float32 ``[7]`` (see the module docstring)."""
+    ``[h, w, 1]`` grey levels 0-255; ``refine``, ``canonical``: the refiner's predict function
+    and its ``HeadLocatorCanonicalConverter`` (both or neither). Returns float32 ``[7]`` (see
+    the module docstring)."""
     image = tf.cast(image, tf.float32)
     if image.shape.rank == 2:
         image = image[..., None]
@@ -95,6 +112,10 @@ def tf_locate(predict, image, converter, zoom=True):
         return tf.cond(fit[5] > 0, lambda: _to_image(fit, geo), lambda: first)
 
     ellipse = tf.cond(first[5] > 0, zoomed, lambda: first) if zoom else first
+    if refine is not None:
+        ellipse = tf.cond(ellipse[5] > 0, lambda: tf.concat(
+            [tf_refine(refine, image, ellipse, canonical), ellipse[5:6]], axis=0),
+            lambda: ellipse)
     h, w = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
     visible = tf.where(ellipse[5] > 0, tf_visible_fraction(ellipse, h, w), 0.0)
     return tf.concat([ellipse, visible[None]], axis=0)

@@ -46,3 +46,24 @@ def test_partly_outside_and_empty():
     assert 0.4 < out[6] < 0.8  # about 60 % of the outline lies inside the frame
     empty = tf_locate(oracle, tf.zeros([200, 300]), converter).numpy()
     assert empty[5] == 0.0 and empty[6] == 0.0
+
+
+def test_refinement_pass_keeps_the_score_and_refines_the_ellipse():
+    from usmr_tf.models.head_locator.head_locator_image_converter import (
+        HeadLocatorCanonicalConverter)
+
+    converter = HeadLocatorImageConverter(56, 80)  # a coarse first pass
+    canonical = HeadLocatorCanonicalConverter(96, 128, fill=0.72)
+    truth = (430.0, 250.0, 180.0, 130.0, 0.4)
+    image = tf.constant(draw((540, 800), *truth))
+    plain = tf_locate(oracle, image, converter, zoom=False).numpy()
+    refined = tf_locate(oracle, image, converter, zoom=False, refine=oracle,
+                        canonical=canonical).numpy()
+    err = lambda out: np.abs(out[:4] - np.array(truth[:4])).max()  # noqa: E731
+    assert err(refined) < 1.0 and err(refined) < err(plain)
+    assert abs(math.remainder(refined[4] - truth[4], math.pi)) < 0.02
+    assert refined[5] == plain[5]  # the score (and so the refusal) is the first passes'
+    # A refiner that sees nothing leaves the first ellipse as it was.
+    blind = tf_locate(oracle, image, converter, zoom=False, refine=lambda x: tf.zeros_like(x),
+                      canonical=canonical).numpy()
+    np.testing.assert_allclose(blind, plain, atol=1e-4)

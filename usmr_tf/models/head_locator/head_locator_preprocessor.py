@@ -20,6 +20,13 @@ pairs in TF ops so that the locator finds heads "at any position, scale and rota
 - **Augmentation** (`augment_pair`): random rotation (any angle half the time, small
   otherwise), scale 0.55-1.45, shift up to a quarter of the frame, horizontal flip, gamma,
   contrast, brightness, noise; the mask moves with the image (heads cut by the frame stay in).
+- **Refiner frames** (`refiner_examples`): for the refinement pass, each training image warped
+  into the canonical frame (``HeadLocatorCanonicalConverter``) of its reference ellipse
+  *jittered* as a first pass errs (`jitter_ellipse`: centre +-5 % of the major semi-axis, size
+  +-8 %, axis ratio +-4 %, angle +-8 degrees, and half the time turned by 180 degrees, since an
+  ellipse's angle is only known modulo pi), with the reference ellipse rendered in that frame
+  (`render_canonical_mask`). Augmented by flips and shading only (`augment_frame`): the frame's
+  geometry is what the first pass gives.
 """
 
 import math
@@ -32,7 +39,8 @@ from usmr_tf.data.hc18 import annotation_path, load_annotation, subject_id
 from usmr_tf.data.images import load_image
 from usmr_tf.data.splits import split_subjects
 from usmr_tf.errors import DataError
-from usmr_tf.models.head_locator.head_locator_image_converter import HeadLocatorImageConverter
+from usmr_tf.models.head_locator.head_locator_image_converter import (
+    HeadLocatorCanonicalConverter, HeadLocatorImageConverter)
 
 
 def hc18_files(folder):
@@ -218,6 +226,16 @@ def _affine(batch_shape, seed):
     return tf.stack([a0, a1, c0, b0, b1, c1, 0.0, 0.0])
 
 
+def _shade(image, seeds):
+    """Random gamma, contrast, brightness and noise of an image in [-1, 1]."""
+    s = tf.random.stateless_uniform([4], seed=seeds[0])
+    grey = (image + 1.0) / 2.0
+    grey = grey ** tf.exp((s[0] * 2 - 1) * math.log(1.5))
+    grey = (grey - 0.5) * (0.7 + 0.6 * s[1]) + 0.5 + (s[2] - 0.5) * 0.2
+    noise = tf.random.stateless_normal(tf.shape(grey), seed=seeds[1]) * 0.03 * s[3]
+    return tf.clip_by_value((grey + noise) * 2.0 - 1.0, -1.0, 1.0)
+
+
 def augment_pair(image, mask, seed):
     """One (image ``[H, W, 1]`` in [-1, 1], mask ``[H, W, 1]``) pair, randomly moved and shaded."""
     shape = tf.shape(image)[:2]
@@ -228,23 +246,79 @@ def augment_pair(image, mask, seed):
         interpolation="BILINEAR", fill_mode="CONSTANT")[0]
     image = warp(image, -1.0)
     mask = warp(mask, 0.0)
-    s = tf.random.stateless_uniform([4], seed=seeds[1])
-    grey = (image + 1.0) / 2.0
-    grey = grey ** tf.exp((s[0] * 2 - 1) * math.log(1.5))
-    grey = (grey - 0.5) * (0.7 + 0.6 * s[1]) + 0.5 + (s[2] - 0.5) * 0.2
-    noise = tf.random.stateless_normal(tf.shape(grey), seed=seeds[2]) * 0.03 * s[3]
-    image = tf.clip_by_value((grey + noise) * 2.0 - 1.0, -1.0, 1.0)
-    return image, mask
+    return _shade(image, seeds[1:]), mask
 
 
-def training_dataset(images, masks, batch_size, seed=0, augment=True):
-    """Endless shuffled, augmented batches of (image, mask)."""
+def augment_frame(image, mask, seed):
+    """A refiner pair: left-right / up-down flips (image and mask together) and shading."""
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    image, mask = tf.cast(image, tf.float32), tf.cast(mask, tf.float32)
+    flips = tf.random.stateless_uniform([2], seed=seeds[0]) < 0.5
+    for flip, axis in ((flips[0], 1), (flips[1], 0)):
+        image = tf.where(flip, tf.reverse(image, [axis]), image)
+        mask = tf.where(flip, tf.reverse(mask, [axis]), mask)
+    outside = image <= -0.999  # keep the area outside the image at -1
+    return tf.where(outside, -1.0, _shade(image, seeds[1:])), mask
+
+
+def jitter_ellipse(ellipse, rng):
+    """(cx, cy, a, b, angle) moved as a first pass errs (see the module docstring)."""
+    cx, cy, a, b, angle = (float(v) for v in ellipse)
+    size = rng.uniform(-0.08, 0.08)
+    return np.array([cx + rng.uniform(-0.05, 0.05) * a, cy + rng.uniform(-0.05, 0.05) * a,
+                     a * (1 + size), b * (1 + size + rng.uniform(-0.04, 0.04)),
+                     angle + math.radians(rng.uniform(-8, 8))
+                     + (math.pi if rng.random() < 0.5 else 0.0)])
+
+
+def render_canonical_mask(canonical, geometry, ellipse, supersample=4):
+    """Filled image-frame ``Ellipse`` rendered in a canonical frame (``geometry`` of
+    ``HeadLocatorCanonicalConverter``), soft ``[H, W, 1]``."""
+    g = np.asarray(geometry, np.float64)
+    m, off = g[:4].reshape(2, 2), g[4:6]
+    n = supersample
+    o = (np.arange(n) + 0.5) / n - 0.5
+    rows = (np.arange(canonical.height)[:, None] + o[None, :]).reshape(-1)
+    cols = (np.arange(canonical.width)[:, None] + o[None, :]).reshape(-1)
+    r, c = np.meshgrid(rows, cols, indexing="ij")
+    y = m[0, 0] * r + m[0, 1] * c + off[0]
+    x = m[1, 0] * r + m[1, 1] * c + off[1]
+    (cy, cx), cos, sin = ellipse.center, math.cos(ellipse.angle), math.sin(ellipse.angle)
+    u = (x - cx) * cos + (y - cy) * sin
+    v = -(x - cx) * sin + (y - cy) * cos
+    inside = ((u / ellipse.a) ** 2 + (v / ellipse.b) ** 2 <= 1.0).astype(np.float32)
+    return inside.reshape(canonical.height, n, canonical.width, n).mean(axis=(1, 3))[..., None]
+
+
+def refiner_examples(pairs, canonical, jitters=8, seed=0):
+    """(frames ``[N * jitters, H, W, 1]`` float16 in [-1, 1], masks float16 in [0, 1]):
+    every pair in the canonical frames of ``jitters`` jittered copies of its reference ellipse."""
+    rng = np.random.default_rng(seed)
+    frames, masks, tables = [], [], {}
+    for image_path, ann in pairs:
+        image = load_image(image_path)
+        folder = pathlib.Path(image_path).parent
+        tables.setdefault(folder, hc18_table(image_path))
+        ref = reference_ellipse(image_path, ann, tables[folder])
+        params = (ref.center[1], ref.center[0], ref.a, ref.b, ref.angle)
+        for _ in range(jitters):
+            frame, geometry = canonical(image, tf.constant(jitter_ellipse(params, rng), tf.float32))
+            frames.append(np.asarray(frame, np.float16))
+            masks.append(render_canonical_mask(canonical, np.asarray(geometry), ref)
+                         .astype(np.float16))
+    shape = (0, canonical.height, canonical.width, 1)
+    return (np.stack(frames) if frames else np.zeros(shape, np.float16),
+            np.stack(masks) if masks else np.zeros(shape, np.float16))
+
+
+def training_dataset(images, masks, batch_size, seed=0, augment=True, augment_fn=augment_pair):
+    """Endless shuffled, augmented (``augment_fn``) batches of (image, mask)."""
     ds = tf.data.Dataset.from_tensor_slices((images, masks)).repeat()
     ds = ds.shuffle(len(images), seed=seed)
     if augment:
         counter = tf.data.Dataset.random(seed=seed).batch(2)
         ds = tf.data.Dataset.zip((ds, counter)).map(
-            lambda pair, s: augment_pair(pair[0], pair[1], tf.cast(s, tf.int32) % (2 ** 31 - 1)),
+            lambda pair, s: augment_fn(pair[0], pair[1], tf.cast(s, tf.int32) % (2 ** 31 - 1)),
             num_parallel_calls=2)
     return ds.batch(batch_size, drop_remainder=True).prefetch(2)
 

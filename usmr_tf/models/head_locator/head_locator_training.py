@@ -10,6 +10,14 @@ Run layout under ``out_dir``: ``recipe.yaml``, ``split.json`` (the exam split, f
 a killed run started again with the same ``--out`` resumes from its last finished epoch, and
 a finished one given more ``training.epochs`` continues),
 ``best.weights.h5`` (lowest validation loss), ``final.weights.h5``.
+
+Two stages (``model.stage``): ``locate`` (default) trains the segmenter of the letterboxed
+first and zoom passes on whole images with negatives; ``refine`` trains the refinement pass's
+segmenter on canonical frames (``model.fill``, ``data.jitters``: see
+``head_locator_preprocessor.refiner_examples``), usually fine-tuned from the first pass
+(``training.initial_weights`` may name a locator export as well as a ``.weights.h5``), and
+``usmr export`` then writes one locator whose passes are ``model.first_pass`` (a locator
+export) and this refiner.
 """
 
 import copy
@@ -28,7 +36,10 @@ LOCATOR_DEFAULTS = {
     "task": "locate",
     "name": None,
     "description": "",
-    "model": {"base_filters": 24, "depth": 4, "stem_stride": 2, "height": 224, "width": 320},
+    "model": {"base_filters": 24, "depth": 4, "stem_stride": 2, "height": 224, "width": 320,
+              "stage": "locate",  # or "refine": the refinement pass (module docstring)
+              "fill": 0.72,  # refine: the first ellipse's major axis / the frame's width
+              "first_pass": None},  # refine: the locator export it refines (for usmr export)
     "data": {
         "data_root": "../shared/data",
         "folders": ["us/hc18", "us/hc18_more"],
@@ -37,6 +48,7 @@ LOCATOR_DEFAULTS = {
         "seed": 0,
         "negatives": 160,  # training inputs with no fetal head (empty mask)
         "mr_volumes": [],  # globs under data_root for the MR-slice negatives
+        "jitters": 8,  # refine: canonical frames per training image
     },
     "training": {
         "epochs": 40,
@@ -46,7 +58,7 @@ LOCATOR_DEFAULTS = {
         "min_learning_rate": 1.0e-5,
         "seed": 0,
         "mixed_precision": "float32",
-        "initial_weights": None,  # fine-tune from a .weights.h5 of the same model
+        "initial_weights": None,  # fine-tune from a .weights.h5 or a locator export
         "verbose": "auto",
     },
 }
@@ -80,6 +92,11 @@ def load_locator_recipe(path, overrides=()):
                 or not train[key] > 0:
             raise ConfigError(f"{path}: `training.{key}` must be a number > 0 (YAML reads 3e-4 "
                               f"as text: write 3.0e-4), got {train[key]!r}")
+    model = recipe["model"]
+    if model["stage"] not in ("locate", "refine"):
+        raise ConfigError(f"{path}: `model.stage` must be locate or refine, got {model['stage']!r}")
+    if model["stage"] == "refine" and not 0.2 <= float(model["fill"]) <= 0.9:
+        raise ConfigError(f"{path}: `model.fill` must be in [0.2, 0.9], got {model['fill']!r}")
     if recipe["model"]["height"] % (recipe["model"]["stem_stride"] * 2 ** recipe["model"]["depth"]) \
             or recipe["model"]["width"] % (recipe["model"]["stem_stride"] * 2 ** recipe["model"]["depth"]):
         raise ConfigError(f"{path}: model.height and model.width must be multiples of "
@@ -91,7 +108,7 @@ def build_locator(model_config, dtype=None):
     from usmr_tf.models.head_locator.head_locator import HeadLocator
     from usmr_tf.models.head_locator.head_locator_backbone import HeadLocatorBackbone
 
-    cfg = dict(model_config)
+    cfg = {k: v for k, v in model_config.items() if k not in ("stage", "fill", "first_pass")}
     height, width = cfg.pop("height"), cfg.pop("width")
     backbone = HeadLocatorBackbone(input_shape=(height, width, 1), dtype=dtype, **cfg)
     model = HeadLocator(backbone, height=height, width=width, dtype=dtype)
@@ -117,9 +134,11 @@ def locator_split(recipe):
 def train_locator(recipe, out_dir):
     """Trains (or resumes) the locator of a ``task: locate`` recipe; returns the model."""
     from usmr_tf.models.head_locator.head_locator import dice_bce_loss, dice_metric
-    from usmr_tf.models.head_locator.head_locator_image_converter import HeadLocatorImageConverter
+    from usmr_tf.models.head_locator.head_locator_image_converter import (
+        HeadLocatorCanonicalConverter, HeadLocatorImageConverter)
     from usmr_tf.models.head_locator.head_locator_preprocessor import (
-        hc18_examples, negative_examples, training_dataset)
+        augment_frame, augment_pair, hc18_examples, negative_examples, refiner_examples,
+        training_dataset)
     from usmr_tf.training.recipe import dump_recipe
 
     out = pathlib.Path(out_dir)
@@ -130,10 +149,19 @@ def train_locator(recipe, out_dir):
     write_text_atomic(out / "split.json", json.dumps(
         {k: [str(p) for p, _ in v] for k, v in split.items()}, indent=1) + "\n")
     _, volumes = _resolve(data)
-    converter = HeadLocatorImageConverter(model_cfg["height"], model_cfg["width"])
-    x_tr, y_tr = hc18_examples(split["train"], converter)
-    x_va, y_va = hc18_examples(split["val"], converter)
-    n_neg = int(data["negatives"])
+    augment_fn = augment_pair
+    if model_cfg["stage"] == "refine":
+        canonical = HeadLocatorCanonicalConverter(model_cfg["height"], model_cfg["width"],
+                                                  model_cfg["fill"])
+        x_tr, y_tr = refiner_examples(split["train"], canonical, data["jitters"], data["seed"])
+        x_va, y_va = refiner_examples(split["val"], canonical, 2, data["seed"] + 1)
+        x_va, y_va = x_va.astype(np.float32), y_va.astype(np.float32)
+        augment_fn = augment_frame
+    else:
+        converter = HeadLocatorImageConverter(model_cfg["height"], model_cfg["width"])
+        x_tr, y_tr = hc18_examples(split["train"], converter)
+        x_va, y_va = hc18_examples(split["val"], converter)
+    n_neg = int(data["negatives"]) if model_cfg["stage"] == "locate" else 0
     if n_neg:
         xn, yn = negative_examples(n_neg, converter, seed=data["seed"], mr_volumes=volumes)
         n_val_neg = max(1, n_neg // 8)
@@ -143,13 +171,20 @@ def train_locator(recipe, out_dir):
     keras.mixed_precision.set_global_policy(train["mixed_precision"])
     model = build_locator(model_cfg)
     if train["initial_weights"]:
-        model.load_weights(str(pathlib.Path(train["initial_weights"]).expanduser()))
+        initial = pathlib.Path(train["initial_weights"]).expanduser()
+        if initial.is_dir():  # a locator export: its first pass' weights, by layer name
+            from usmr_tf.models.head_locator.head_locator_export import assign_from_export
+
+            assign_from_export(model, initial)
+        else:
+            model.load_weights(str(initial))
     total = train["epochs"] * train["steps_per_epoch"]
     schedule = keras.optimizers.schedules.CosineDecay(
         train["learning_rate"], total, alpha=train["min_learning_rate"] / train["learning_rate"])
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=dice_bce_loss,
                   metrics=[dice_metric])
-    ds = training_dataset(x_tr, y_tr, train["batch_size"], seed=train["seed"])
+    ds = training_dataset(x_tr, y_tr, train["batch_size"], seed=train["seed"],
+                          augment_fn=augment_fn)
     val = tf.data.Dataset.from_tensor_slices((x_va, y_va)).batch(train["batch_size"])
     callbacks = [
         # Kept after the last epoch: the same --out with more epochs continues the run.

@@ -35,3 +35,58 @@ def test_train_resume_and_export(tmp_path):
     values = runner.locate_values(np.random.default_rng(0).uniform(0, 255, (120, 200)))
     assert values.shape == (7,) and np.isfinite(values).all()
     assert runner.thresholds["min_score"] > 0.5
+
+
+def test_refine_stage_trains_from_an_export_and_exports_one_locator(tmp_path):
+    import json
+
+    base = {"data": {"data_root": str(SAMPLE), "folders": ["us/hc18"], "test_fraction": 0.2,
+                     "val_fraction": 0.2, "negatives": 2, "mr_volumes": [], "jitters": 2},
+            "training": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 2}}
+    arch = {"base_filters": 4, "depth": 2, "stem_stride": 2}
+    first = {"task": "locate", "name": "tiny_first", **base,
+             "model": {**arch, "height": 64, "width": 96}}
+    (tmp_path / "first.yaml").write_text(yaml.safe_dump(first))
+    assert main(["train", "--recipe", str(tmp_path / "first.yaml"), "--out",
+                 str(tmp_path / "first")]) == 0
+    assert main(["export", "--checkpoint", str(tmp_path / "first/final.weights.h5"), "--name",
+                 "first", "--out", str(tmp_path / "models")]) == 0
+    export = tmp_path / "models" / "first"
+    refine = {"task": "locate", "name": "tiny_refiner", **base,
+              "model": {**arch, "height": 64, "width": 64, "stage": "refine", "fill": 0.7,
+                        "first_pass": str(export)},
+              "training": {**base["training"], "initial_weights": str(export)}}
+    (tmp_path / "refine.yaml").write_text(yaml.safe_dump(refine))
+    assert main(["train", "--recipe", str(tmp_path / "refine.yaml"), "--out",
+                 str(tmp_path / "refine")]) == 0
+    assert main(["export", "--checkpoint", str(tmp_path / "refine/final.weights.h5"), "--name",
+                 "both", "--out", str(tmp_path / "models")]) == 0
+    info = json.loads((tmp_path / "models/both/usmr.json").read_text())
+    assert info["refiner"]["fill"] == 0.7 and info["input_frame"]["width"] == 96
+    image = np.zeros((200, 300), np.float32)
+    rows, cols = np.mgrid[0:200, 0:300]
+    image[((cols - 150) / 70.0) ** 2 + ((rows - 100) / 50.0) ** 2 <= 1] = 200.0
+    combined = LocatorRunner(tmp_path / "models/both").locate_values(image)
+    alone = LocatorRunner(export).locate_values(image)
+    assert combined.shape == (7,) and np.isfinite(combined).all()
+    assert combined[5] == alone[5]  # same first passes: same score, same refusal
+
+
+def test_initial_weights_from_an_export_must_match_the_architecture(tmp_path):
+    import pytest
+
+    from usmr_tf.errors import ConfigError
+    from usmr_tf.models.head_locator.head_locator_export import assign_from_export, export_locator
+    from usmr_tf.models.head_locator.head_locator_training import build_locator
+
+    small = build_locator({"base_filters": 4, "depth": 2, "stem_stride": 2, "height": 64,
+                           "width": 64})
+    export_locator(small, tmp_path, "small")
+    other = build_locator({"base_filters": 8, "depth": 2, "stem_stride": 2, "height": 64,
+                           "width": 64})
+    with pytest.raises(ConfigError, match="layers"):
+        assign_from_export(other, tmp_path / "small")
+    same = build_locator({"base_filters": 4, "depth": 2, "stem_stride": 2, "height": 96,
+                          "width": 128})
+    assign_from_export(same, tmp_path / "small")
+    np.testing.assert_array_equal(same.weights[0].numpy(), small.weights[0].numpy())
