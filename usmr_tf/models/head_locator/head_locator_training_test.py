@@ -3,6 +3,7 @@
 import pathlib
 
 import numpy as np
+import pytest
 import yaml
 
 from usmr_tf.cli.main import main
@@ -37,6 +38,7 @@ def test_train_resume_and_export(tmp_path):
     assert runner.thresholds["min_score"] > 0.5
 
 
+@pytest.mark.slow  # ~45 s: two trainings and two exports; the default run keeps the geometry tests
 def test_refine_stage_trains_from_an_export_and_exports_one_locator(tmp_path):
     import json
 
@@ -73,8 +75,6 @@ def test_refine_stage_trains_from_an_export_and_exports_one_locator(tmp_path):
 
 
 def test_initial_weights_from_an_export_must_match_the_architecture(tmp_path):
-    import pytest
-
     from usmr_tf.errors import ConfigError
     from usmr_tf.models.head_locator.head_locator_export import assign_from_export, export_locator
     from usmr_tf.models.head_locator.head_locator_training import build_locator
