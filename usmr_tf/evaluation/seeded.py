@@ -39,19 +39,16 @@ from usmr_tf.evaluation import figure, table
 from usmr_tf.evaluation.figure import NOTICE
 
 RECORD_VERSION = 1
-# metric -> (row title, higher is better or None, decimals); the order of the tables
-ROWS = {
-    "deformation": ("Deformation ↓", False, 3),
-    "swd": ("SWD (x1e3) ↓", False, 1),
+# metric -> (row title, higher is better or None, decimals): the single-seed table's rows
+# (table.ROWS) plus the realism test and the left-out MR source, in the order of the tables
+_EXTRA_ROWS = {
     "realism": ("Realism test ↓ (0.5 = cannot tell)", False, 2),
     "swd_left_out": ("SWD, left-out MR source ↓", False, 1),
     "realism_left_out": ("Realism test, left-out MR source ↓", False, 2),
-    "diversity": ("Diversity (0 = collapse)", None, 3),
-    "structure": ("Structure ↑", True, 3),
-    "mae": ("MAE ↓", False, 3),
-    "psnr": ("PSNR (dB) ↑", True, 2),
-    "ssim": ("SSIM ↑", True, 3),
 }
+ROWS = {key: table.ROWS.get(key) or _EXTRA_ROWS[key]
+        for key in ("deformation", "swd", "realism", "swd_left_out", "realism_left_out",
+                    "diversity", "structure", "mae", "psnr", "ssim")}
 FIGURE_METRICS = {"phantoms": ("deformation", "swd", "realism", "psnr", "ssim"),
                   "real": ("deformation", "swd", "realism", "swd_left_out", "realism_left_out",
                            "diversity")}
