@@ -4,7 +4,8 @@
         [--synthesis saved_models/fetal_hc18_v2] [--image examples/sample_data/.../302_HC.png]
 
 Times (median over ``--runs`` after a warm-up, seconds per image): the locator
-(``locate_image``: two passes with test-time flip + ellipse fits), the alignment
+(``locate_image``: every pass of the export -- letterbox, zoom and, from version 2, the
+refinement pass -- with test-time flip + ellipse fits), the alignment
 (``spatial_normalize``), the synthesis model alone (batch 1), the un-alignment, the whole
 ``--align auto`` path, and the raw-PNG serving graph (``predict_raw_png``, built in a
 temporary folder). A benchmark: it measures and prints, it asserts nothing.

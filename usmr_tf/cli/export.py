@@ -11,6 +11,11 @@ A checkpoint of a head locator run (recipe ``task: locate``) exports the locator
 
     usmr export --checkpoint runs/head_locator/best.weights.h5 --name fetal_head_locator
 
+A refine run (``model.stage: refine``) exports one locator: its ``model.first_pass`` export's
+passes plus this refinement pass (docs/locator.md)::
+
+    usmr export --checkpoint runs/head_locator_refiner/best.weights.h5 --name fetal_head_locator
+
 ``--raw-pipeline`` composes a locator export and a synthesis export into one SavedModel whose
 ``predict_raw_png`` signature takes a raw PNG and returns the MR in its frame and the ellipse
 (``usmr_tf.export.raw_pipeline``)::
@@ -147,10 +152,13 @@ def _export_locator(args, checkpoint, recipe_path):
                               "locator export it refines)")
         refiner, fill = model, recipe["model"]["fill"]
         model = load_locator_export(first_pass)
-        metadata["first_pass"] = str(first_pass)
+        from usmr_tf.models.head_locator.head_locator_export import export_version_dir
+
+        metadata["first_pass"] = str(export_version_dir(first_pass))
         metadata["first_pass_model"] = {"base_filters": model.backbone.base_filters,
                                         "depth": model.backbone.depth,
-                                        "stem_stride": model.backbone.stem_stride}
+                                        "stem_stride": model.backbone.stem_stride,
+                                        "height": model.height, "width": model.width}
     version_dir = export_locator(model, args.out, args.name, args.version, metadata,
                                  overwrite=args.overwrite, refiner=refiner, fill=fill)
     print(f"exported {version_dir} (signatures serving_default, locate_image, locate_png); "

@@ -32,7 +32,7 @@ from usmr_tf.models.head_locator.head_locator_presets import LOCATOR_FORMAT
 ELLIPSE_FIELDS = ["cx", "cy", "a", "b", "angle", "score", "visible"]
 
 
-def _version_dir(path):
+def export_version_dir(path):
     path = pathlib.Path(path)
     if (path / "saved_model.pb").is_file():
         return path
@@ -47,7 +47,7 @@ def _version_dir(path):
 def assign_from_export(model, path):
     """Sets ``model``'s weights from a locator export (``path``: its folder or a version
     folder) by layer and weight name: the export's first pass (``serving_default``)."""
-    version_dir = _version_dir(path)
+    version_dir = export_version_dir(path)
     loaded = tf.saved_model.load(str(version_dir))
     source = {"/".join(v.name.split(":")[0].split("/")[-2:]): v
               for v in loaded.signatures["serving_default"].variables}
@@ -66,16 +66,17 @@ def load_locator_export(path):
     ``usmr.json``, its weights by name)."""
     from usmr_tf.models.head_locator.head_locator_training import LOCATOR_DEFAULTS, build_locator
 
-    version_dir = _version_dir(path)
+    version_dir = export_version_dir(path)
     info_path = version_dir.parent / "usmr.json"
     if not info_path.is_file():
         raise ConfigError(f"{version_dir.parent}: not a locator export (no usmr.json)")
     info = json.loads(info_path.read_text())
     meta = info.get("versions", {}).get(version_dir.name, {})
-    config = {**LOCATOR_DEFAULTS["model"], **meta.get("first_pass_model", meta.get("model", {}))}
-    frame = info.get("input_frame", {})
-    config.update(height=frame.get("height", config["height"]),
-                  width=frame.get("width", config["width"]), stage="locate")
+    # This version's own first-pass model (its frame included); the top-level input_frame
+    # (the latest version's) only for exports that recorded no model.
+    own = meta.get("first_pass_model") or meta.get("model") or {}
+    frame = info.get("input_frame", {}) if "height" not in own else {}
+    config = {**LOCATOR_DEFAULTS["model"], **own, **frame, "stage": "locate"}
     return assign_from_export(build_locator(config), version_dir)
 
 

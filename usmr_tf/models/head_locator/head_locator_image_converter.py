@@ -8,8 +8,8 @@ move between the two frames with :meth:`to_image` (map pixels -> image pixels).
 
 A ``HeadLocatorCanonicalConverter`` makes the refinement pass's frame from a first ellipse:
 the image warped so that the ellipse is centred, its major axis horizontal and ``fill`` of the
-frame's width (k x k block means first when that shrinks the image, so no aliasing), -1
-outside the image; :meth:`~HeadLocatorCanonicalConverter.to_image` maps an ellipse fitted in
+frame's width (k x k block means first, k = floor(1 / scale), against aliasing; as
+``usmr_tf.export.raw_pipeline.tf_align``), -1 outside the image; :meth:`~HeadLocatorCanonicalConverter.to_image` maps an ellipse fitted in
 that frame back to image pixels.
 
 Everything is TF ops: the converters run eagerly in the CLI and inside the exported graph.
@@ -33,6 +33,7 @@ class HeadLocatorImageConverter(keras.layers.Layer):
     """
 
     def __init__(self, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # geometry in float32 under a mixed policy too
         super().__init__(**kwargs)
         self.height, self.width = int(height), int(width)
 
@@ -97,6 +98,7 @@ class HeadLocatorCanonicalConverter(keras.layers.Layer):
     """
 
     def __init__(self, height=256, width=320, fill=0.72, **kwargs):
+        kwargs.setdefault("dtype", "float32")  # geometry in float32 under a mixed policy too
         super().__init__(**kwargs)
         self.height, self.width, self.fill = int(height), int(width), float(fill)
 

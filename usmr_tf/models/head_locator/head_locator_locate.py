@@ -1,4 +1,4 @@
-"""Locate the fetal head in one raw grey image, in TF ops: letterbox, segment, fit, zoom, refit.
+"""Locate the fetal head in one raw grey image, in TF ops: letterbox, segment, fit, zoom, refit, refine.
 
 ``tf_locate(predict, image, converter)`` is the whole locator step of the raw pipeline:
 
@@ -11,8 +11,10 @@
 3. **refinement pass** (when the export has a refiner): the image warped so that that ellipse
    is centred, its major axis horizontal and a fixed share of the frame's width
    (``HeadLocatorCanonicalConverter``); the refiner, trained on such frames, predicts the head
-   there and the ellipse is fitted again and mapped back. The score stays the zoom pass's
-   (so the refusal rule does not change with the refiner);
+   there and the ellipse is fitted again and mapped back (kept only when confident and
+   within ``REFINE_MAX_SHIFT`` / ``REFINE_MAX_SCALE`` of the zoom pass' ellipse). The score
+   stays the zoom pass's (the no-head rule does not change with the refiner; the size and
+   visibility rules read the refined ellipse);
 4. map the ellipse back to image pixels and measure how much of its outline lies inside
    the frame.
 
@@ -28,6 +30,9 @@ import tensorflow as tf
 from usmr_tf.models.head_locator.head_locator_ellipse import tf_fit_ellipse_to_probability
 
 ZOOM_FILL = 0.6
+# A refined ellipse replaces the zoom pass' only with a fit score of at least this, its centre
+# within this share of the zoom semi-major axis and its major axis within this relative change.
+REFINE_MIN_SCORE, REFINE_MAX_SHIFT, REFINE_MAX_SCALE = 0.5, 0.15, 0.2
 MAX_ZOOM = 4.0  # zoom pass scale at most this many times the letterbox scale
 
 
@@ -86,7 +91,14 @@ def tf_refine(refine, image, ellipse, canonical):
     prob = refine(frame[None])[0, ..., 0]
     valid = canonical.valid_mask(geometry, tf.shape(image)[0], tf.shape(image)[1])
     fit = tf_fit_ellipse_to_probability(prob, valid)
-    return tf.cond(fit[5] > 0, lambda: canonical.to_image(fit, geometry), lambda: ellipse[:5])
+    refined = canonical.to_image(fit, geometry)
+    a = ellipse[2]
+    shift = tf.norm(refined[:2] - ellipse[:2])
+    # Kept only inside the envelope the refiner was trained for (about 3x its jitter), with a
+    # confident fit; otherwise the zoom pass' ellipse stands.
+    plausible = ((fit[5] >= REFINE_MIN_SCORE) & (shift <= REFINE_MAX_SHIFT * a)
+                 & (tf.abs(refined[2] / a - 1.0) <= REFINE_MAX_SCALE))
+    return tf.cond(plausible, lambda: refined, lambda: ellipse[:5])
 
 
 def tf_locate(predict, image, converter, zoom=True, refine=None, canonical=None):

@@ -226,6 +226,9 @@ def _affine(batch_shape, seed):
     return tf.stack([a0, a1, c0, b0, b1, c1, 0.0, 0.0])
 
 
+INSIDE, OUTSIDE = -0.998, -0.999  # refiner frames: image pixels >= INSIDE, outside -1
+
+
 def _shade(image, seeds):
     """Random gamma, contrast, brightness and noise of an image in [-1, 1]."""
     s = tf.random.stateless_uniform([4], seed=seeds[0])
@@ -257,8 +260,14 @@ def augment_frame(image, mask, seed):
     for flip, axis in ((flips[0], 1), (flips[1], 0)):
         image = tf.where(flip, tf.reverse(image, [axis]), image)
         mask = tf.where(flip, tf.reverse(mask, [axis]), mask)
-    outside = image <= -0.999  # keep the area outside the image at -1
+    outside = image < OUTSIDE  # outside the image (refiner_examples lifts the image to INSIDE)
     return tf.where(outside, -1.0, _shade(image, seeds[1:])), mask
+
+
+def _lift(frame, valid):
+    """Frame pixels of the image at >= INSIDE (black included), the rest exactly -1, so that
+    ``augment_frame`` shades every image pixel and only the area outside the image stays -1."""
+    return np.where(valid, np.maximum(frame, INSIDE), -1.0)
 
 
 def jitter_ellipse(ellipse, rng):
@@ -303,7 +312,8 @@ def refiner_examples(pairs, canonical, jitters=8, seed=0):
         params = (ref.center[1], ref.center[0], ref.a, ref.b, ref.angle)
         for _ in range(jitters):
             frame, geometry = canonical(image, tf.constant(jitter_ellipse(params, rng), tf.float32))
-            frames.append(np.asarray(frame, np.float16))
+            valid = np.asarray(canonical.valid_mask(geometry, image.shape[0], image.shape[1]))
+            frames.append(_lift(np.asarray(frame), valid[..., None]).astype(np.float16))
             masks.append(render_canonical_mask(canonical, np.asarray(geometry), ref)
                          .astype(np.float16))
     shape = (0, canonical.height, canonical.width, 1)

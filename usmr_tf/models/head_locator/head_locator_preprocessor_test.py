@@ -51,3 +51,65 @@ def test_negatives_have_empty_masks():
     x, y = negative_examples(8, HeadLocatorImageConverter(64, 96), seed=3)
     assert x.shape == (8, 64, 96, 1) and y.sum() == 0
     assert len({float(np.round(v.std(), 3)) for v in x}) > 3  # varied inputs
+
+
+def test_canonical_mask_lines_up_with_the_warped_frame():
+    """The refiner's training mask is the ellipse where the warp puts it (block means, k > 1)."""
+    import math
+
+    from usmr_tf.data.hc18 import Ellipse
+    from usmr_tf.models.head_locator.head_locator_image_converter import (
+        HeadLocatorCanonicalConverter)
+    from usmr_tf.models.head_locator.head_locator_preprocessor import render_canonical_mask
+
+    canonical = HeadLocatorCanonicalConverter(64, 96, fill=0.7)
+    truth = Ellipse(center=(250.0, 430.0), a=180.0, b=130.0, angle=0.6)  # k = 5 block means
+    rows, cols = np.mgrid[0:540, 0:800].astype(np.float64)
+    u = (cols - 430) * math.cos(0.6) + (rows - 250) * math.sin(0.6)
+    v = -(cols - 430) * math.sin(0.6) + (rows - 250) * math.cos(0.6)
+    image = np.where((u / 180) ** 2 + (v / 130) ** 2 <= 1, 255.0, 0.0).astype(np.float32)
+    # The frame of a first pass that erred a little, as in training.
+    frame, geometry = canonical(image, np.array([436.0, 244.0, 190.0, 134.0, 0.5], np.float32))
+    bright = (np.asarray(frame)[..., 0] + 1.0) / 2.0  # the warped, block-averaged fill share
+    mask = render_canonical_mask(canonical, np.asarray(geometry), truth)[..., 0]
+    assert abs(bright.sum() - mask.sum()) / mask.sum() < 0.01
+    r, c = np.mgrid[0:64, 0:96]
+    for grid in (r, c):  # centroids agree to a small fraction of a frame pixel
+        assert abs((grid * bright).sum() / bright.sum() - (grid * mask).sum() / mask.sum()) < 0.1
+
+
+def test_refiner_frames_and_their_augmentation():
+    from usmr_tf.models.head_locator.head_locator_image_converter import (
+        HeadLocatorCanonicalConverter)
+    from usmr_tf.models.head_locator.head_locator_preprocessor import (
+        INSIDE, augment_frame, jitter_ellipse, refiner_examples)
+
+    rng = np.random.default_rng(0)
+    base = np.array([400.0, 270.0, 200.0, 150.0, 0.3])
+    for _ in range(50):
+        j = jitter_ellipse(base, rng)
+        assert abs(j[0] - 400) <= 10 and abs(j[1] - 270) <= 10 and abs(j[2] / 200 - 1) <= 0.08
+    canonical = HeadLocatorCanonicalConverter(64, 96, fill=0.7)
+    pairs = hc18_files(SAMPLE)[:2]
+    x, y = refiner_examples(pairs, canonical, jitters=3, seed=0)
+    assert x.shape == y.shape == (6, 64, 96, 1) and x.dtype == np.float16
+    frac = y.reshape(6, -1).mean(axis=1)  # the head fills about pi/4 * 0.7 * b/a of the frame
+    assert np.all((frac > 0.15) & (frac < 0.5))
+    image = np.full((64, 96, 1), INSIDE, np.float32)  # a black image ...
+    image[:, :10] = -1.0  # ... whose left columns lie outside the frame's image
+    mask = np.zeros_like(image)
+    mask[20:40, 30:60] = 1.0
+    seen, shaded = set(), False
+    for seed in range(8):
+        out, m = augment_frame(tf.constant(image), tf.constant(mask), tf.constant([seed, 3]))
+        out, m = np.asarray(out)[..., 0], np.asarray(m)[..., 0]
+        rows = slice(24, 44) if m[24:44, :].any(axis=1).all() and not m[20:24].any() \
+            else slice(20, 40)  # up-down flipped or not
+        flipped_lr = bool(m[rows, 36:66].all())  # the mask moves with the image ...
+        assert m.sum() == 20 * 30 and (flipped_lr or m[rows, 30:60].all())
+        outside = slice(86, 96) if flipped_lr else slice(0, 10)
+        inside = slice(0, 86) if flipped_lr else slice(10, 96)
+        assert np.all(out[:, outside] == -1.0)  # ... the outside stays -1 ...
+        shaded |= bool(np.any(out[:, inside] > -0.99))  # ... black image pixels are shaded
+        seen.add(flipped_lr)
+    assert seen == {True, False} and shaded

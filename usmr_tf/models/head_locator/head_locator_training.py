@@ -95,8 +95,15 @@ def load_locator_recipe(path, overrides=()):
     model = recipe["model"]
     if model["stage"] not in ("locate", "refine"):
         raise ConfigError(f"{path}: `model.stage` must be locate or refine, got {model['stage']!r}")
-    if model["stage"] == "refine" and not 0.2 <= float(model["fill"]) <= 0.9:
-        raise ConfigError(f"{path}: `model.fill` must be in [0.2, 0.9], got {model['fill']!r}")
+    if model["stage"] == "refine":
+        fill, jitters = model["fill"], recipe["data"]["jitters"]
+        if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0.2 <= fill <= 0.9:
+            raise ConfigError(f"{path}: `model.fill` must be a number in [0.2, 0.9], got {fill!r}")
+        if isinstance(jitters, bool) or not isinstance(jitters, int) or jitters < 1:
+            raise ConfigError(f"{path}: `data.jitters` must be an integer >= 1, got {jitters!r}")
+        if not model["first_pass"]:
+            raise ConfigError(f"{path}: a refine recipe needs `model.first_pass` (the locator "
+                              "export it refines, e.g. saved_models/fetal_head_locator/1)")
     if recipe["model"]["height"] % (recipe["model"]["stem_stride"] * 2 ** recipe["model"]["depth"]) \
             or recipe["model"]["width"] % (recipe["model"]["stem_stride"] * 2 ** recipe["model"]["depth"]):
         raise ConfigError(f"{path}: model.height and model.width must be multiples of "

@@ -88,5 +88,34 @@ def test_initial_weights_from_an_export_must_match_the_architecture(tmp_path):
         assign_from_export(other, tmp_path / "small")
     same = build_locator({"base_filters": 4, "depth": 2, "stem_stride": 2, "height": 96,
                           "width": 128})
-    assign_from_export(same, tmp_path / "small")
-    np.testing.assert_array_equal(same.weights[0].numpy(), small.weights[0].numpy())
+    assign_from_export(same, tmp_path / "small")  # fully convolutional: another frame is fine
+    for a, b in zip(sorted(same.weights, key=lambda v: v.path),
+                    sorted(small.weights, key=lambda v: v.path)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_export_with_a_refiner_reads_back_its_first_pass(tmp_path):
+    import json
+
+    from usmr_tf.models.head_locator.head_locator_export import export_locator, load_locator_export
+    from usmr_tf.models.head_locator.head_locator_training import build_locator
+
+    arch = {"base_filters": 4, "depth": 2, "stem_stride": 2}
+    first = build_locator({**arch, "height": 64, "width": 96})
+    refiner = build_locator({**arch, "height": 64, "width": 64})
+    export_locator(first, tmp_path, "loc", metadata={"model": {**arch, "height": 64, "width": 96}})
+    export_locator(first, tmp_path, "loc", refiner=refiner, fill=0.7, metadata={
+        "model": {**arch, "height": 64, "width": 64, "stage": "refine"},
+        "first_pass_model": {**arch, "height": 64, "width": 96}})
+    info = json.loads((tmp_path / "loc/usmr.json").read_text())
+    assert info["latest_version"] == 2 and info["refiner"]["fill"] == 0.7
+    assert info["versions"]["1"]["refiner"] is None
+    for version in ("1", "2"):
+        back = load_locator_export(tmp_path / "loc" / version)
+        assert (back.height, back.width) == (64, 96)
+        for a, b in zip(sorted(back.weights, key=lambda v: v.path),
+                        sorted(first.weights, key=lambda v: v.path)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    values = LocatorRunner(tmp_path / "loc").locate_values(
+        np.random.default_rng(0).uniform(0, 255, (120, 200)))
+    assert values.shape == (7,) and np.isfinite(values).all()
