@@ -69,21 +69,29 @@ def split_examples(folders, test_fraction=0.2, val_fraction=0.1, seed=0):
     return out
 
 
-def render_mask(converter, geometry, ellipse, supersample=4):
-    """Filled image-frame ``Ellipse`` rendered in the converter's frame, soft ``[H, W, 1]``."""
-    scale, top, left = (float(g) for g in np.asarray(geometry)[:3])
+def _coverage(height, width, to_image, ellipse, supersample):
+    """Share of each of ``height x width`` frame pixels (``supersample`` x ``supersample``
+    points at sub-pixel centres) inside the image-frame ``Ellipse``; ``to_image(rows, cols)``
+    maps frame coordinates to image (x, y). Soft ``[H, W, 1]`` float32."""
     n = supersample
     offsets = (np.arange(n) + 0.5) / n - 0.5
-    rows = np.arange(converter.height)[:, None, None, None] + offsets[None, None, :, None]
-    cols = np.arange(converter.width)[None, :, None, None] + offsets[None, None, None, :]
-    # Map pixel -> image pixel (HeadLocatorImageConverter.to_image).
-    x = (cols - left + 0.5) / scale - 0.5
-    y = (rows - top + 0.5) / scale - 0.5
+    rows = np.arange(height)[:, None, None, None] + offsets[None, None, :, None]
+    cols = np.arange(width)[None, :, None, None] + offsets[None, None, None, :]
+    x, y = to_image(rows, cols)
     (cy, cx), cos, sin = ellipse.center, math.cos(ellipse.angle), math.sin(ellipse.angle)
     u = (x - cx) * cos + (y - cy) * sin
     v = -(x - cx) * sin + (y - cy) * cos
     inside = (u / ellipse.a) ** 2 + (v / ellipse.b) ** 2 <= 1.0
     return inside.mean(axis=(2, 3)).astype(np.float32)[..., None]
+
+
+def render_mask(converter, geometry, ellipse, supersample=4):
+    """Filled image-frame ``Ellipse`` rendered in the converter's frame, soft ``[H, W, 1]``."""
+    scale, top, left = (float(g) for g in np.asarray(geometry)[:3])
+    # Map pixel -> image pixel (HeadLocatorImageConverter.to_image).
+    return _coverage(converter.height, converter.width,
+                     lambda r, c: ((c - left + 0.5) / scale - 0.5, (r - top + 0.5) / scale - 0.5),
+                     ellipse, supersample)
 
 
 def hc18_table(image_path):
@@ -285,18 +293,11 @@ def render_canonical_mask(canonical, geometry, ellipse, supersample=4):
     ``HeadLocatorCanonicalConverter``), soft ``[H, W, 1]``."""
     g = np.asarray(geometry, np.float64)
     m, off = g[:4].reshape(2, 2), g[4:6]
-    n = supersample
-    o = (np.arange(n) + 0.5) / n - 0.5
-    rows = (np.arange(canonical.height)[:, None] + o[None, :]).reshape(-1)
-    cols = (np.arange(canonical.width)[:, None] + o[None, :]).reshape(-1)
-    r, c = np.meshgrid(rows, cols, indexing="ij")
-    y = m[0, 0] * r + m[0, 1] * c + off[0]
-    x = m[1, 0] * r + m[1, 1] * c + off[1]
-    (cy, cx), cos, sin = ellipse.center, math.cos(ellipse.angle), math.sin(ellipse.angle)
-    u = (x - cx) * cos + (y - cy) * sin
-    v = -(x - cx) * sin + (y - cy) * cos
-    inside = ((u / ellipse.a) ** 2 + (v / ellipse.b) ** 2 <= 1.0).astype(np.float32)
-    return inside.reshape(canonical.height, n, canonical.width, n).mean(axis=(1, 3))[..., None]
+    # Frame (row, col) -> image (y, x) = M @ (row, col) + off.
+    return _coverage(canonical.height, canonical.width,
+                     lambda r, c: (m[1, 0] * r + m[1, 1] * c + off[1],
+                                   m[0, 0] * r + m[0, 1] * c + off[0]),
+                     ellipse, supersample)
 
 
 def refiner_examples(pairs, canonical, jitters=8, seed=0):
