@@ -407,6 +407,30 @@ def format_claims(claims_kind):
     return "\n".join(lines) + "\n"
 
 
+VERDICT_MARKS = {"holds": "holds", "does not hold": "**does not hold**", "within noise": "~"}
+
+
+def format_verdicts(claims_kind):
+    """The claims at a glance: one row per claim, one column per metric, each cell the verdict
+    and Ours - other (`~` = within noise); the intervals are in `format_claims`' table."""
+    if not claims_kind:
+        return ""
+    metrics = list(next(iter(claims_kind.values()))["by_metric"])
+    lines = ["| Claim | " + " | ".join(ROWS[m][0] for m in metrics) + " |",
+             "|---|" + "---|" * len(metrics)]
+    for claim in claims_kind.values():
+        cells = []
+        for metric in metrics:
+            c = claim["by_metric"].get(metric)
+            if c is None:
+                cells.append("")
+                continue
+            decimals = ROWS[metric][2]
+            cells.append(f"{VERDICT_MARKS[c['verdict']]} ({c['difference']:+.{decimals}f})")
+        lines.append(f"| {claim['text']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def format_markdown(record, summary, judged):
     spec = record["spec"]
     b = spec["budget"]
@@ -419,6 +443,8 @@ def format_markdown(record, summary, judged):
         desc = record["eval"][kind]
         lines += [f"## {kind}", "", "Test: " + "; ".join(f"{k}: {v}" for k, v in desc.items()),
                   "", format_summary(summary[kind], len(spec["seeds"])), "",
+                  "Claims at a glance (verdict, Ours - other; ~ = within noise):", "",
+                  format_verdicts(judged.get(kind, {})),
                   format_claims(judged.get(kind, {})), ""]
     return "\n".join(lines)
 

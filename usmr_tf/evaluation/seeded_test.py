@@ -103,6 +103,12 @@ def test_cells_resume_summarize_and_judge_the_claims(tmp_path, repo_root):
     markdown = seeded.format_markdown(record, seeded.summarize(record), judged)
     assert "not for diagnosis" in markdown and "Ours better than AE" in markdown
     assert "| Seeds |" in markdown and "*0.46*" in markdown  # the paper's value beside
+    glance = seeded.format_verdicts(judged["phantoms"])
+    header, _, row = glance.splitlines()[:3]
+    assert header.count("|") == len(seeded.CLAIM_METRICS["phantoms"]) + 2
+    verdict = seeded.VERDICT_MARKS[claim["verdict"]]
+    assert row.startswith("| Ours better than AE | " + verdict + " (")
+    assert seeded.format_verdicts({}) == ""
     assert "Realism test, left-out MR source" in record_path.with_suffix(".md").read_text()
     png = record_path.with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
