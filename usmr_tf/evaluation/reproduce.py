@@ -170,7 +170,7 @@ def train_column(name, budget, eval_set, run_dir, recipes_dir=RECIPES):
     start = time.perf_counter()
     result = trainer.train(recipe, run_dir)
     seconds = time.perf_counter() - start
-    synth = synthesize(result.model.generator, eval_set.us, budget.batch_size)
+    synth = synthesize(result.model.inference_generator, eval_set.us, budget.batch_size)
     logs = {k: float(v[-1]) for k, v in result.history.history.items() if v}
     info = {"recipe": str(path), "train_seconds": round(seconds, 1),
             "generator_params": int(result.model.generator.count_params()), "final_logs": logs}

@@ -25,8 +25,10 @@ TRAINING_ONLY_PATTERN = re.compile(
 
 
 def inference_generator(generator_or_model):
-    """The US -> MR ``keras.Model``: ``model.generator`` if there is one, else the model itself."""
-    generator = getattr(generator_or_model, "generator", None) or generator_or_model
+    """The US -> MR ``keras.Model``: the model's ``inference_generator`` (its moving average of
+    the generator when trained with ``ema_decay``), else ``model.generator``, else the model."""
+    generator = (getattr(generator_or_model, "inference_generator", None)
+                 or getattr(generator_or_model, "generator", None) or generator_or_model)
     if not isinstance(generator, keras.Model):
         raise ConfigError(
             f"cannot export {type(generator_or_model).__name__}: expected a keras.Model "

@@ -78,6 +78,7 @@ class SynthesisModel(_BuiltInInit):
         disc_filters=None,
         spectral_norm=False,
         diff_augment=False,
+        ema_decay=0.0,
         seed=None,
         **kwargs,
     ):
@@ -95,6 +96,12 @@ class SynthesisModel(_BuiltInInit):
         self.gan_loss = check_gan_loss(gan_loss)
         self.disc_filters = int(disc_filters) if disc_filters else 2 * self.base_filters
         self.spectral_norm = bool(spectral_norm)
+        # Beyond the paper (issue 18 candidate, off by default): 0 = off; else the decay d of
+        # an exponential moving average of the generator's weights, used for inference.
+        self.ema_decay = float(ema_decay)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1); got {ema_decay}")
+        self.ema_generator = None
         self.seed = seed
         self.generator_optimizer = None
         self.discriminator_optimizer = None
@@ -133,7 +140,47 @@ class SynthesisModel(_BuiltInInit):
         self._g_names, self._d_names = list(g_names), list(d_names)
         self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self._paired_trackers = {n: keras.metrics.Mean(name=n) for n in PAIRED_METRICS}
+        if self.ema_decay > 0.0:  # before the model is built: it is part of its state
+            self._make_ema_generator()
         self._build_now(self.image_size)
+
+    # -- exponential moving average of the generator (flag `ema_decay`) --------------------
+    def _make_ema_generator(self):
+        """A copy of `generator` (same class and config, name `ema_generator`) whose weights
+        start as the generator's and then follow their moving average (`_update_ema`); it is
+        a non-trainable part of the model, so checkpoints, resume and `.keras` files carry it."""
+        config = dict(self.generator.get_config(), name="ema_generator")
+        ema = type(self.generator).from_config(config)
+        if not ema.built:
+            ema.build((None, self.image_size, self.image_size, 1))
+        if len(ema.weights) != len(self.generator.weights):
+            raise RuntimeError("ema_generator does not mirror the generator's weights")
+        for shadow, live in zip(ema.weights, self.generator.weights):
+            shadow.assign(live)
+        ema.trainable = False
+        self.ema_generator = ema
+
+    def _ema_pairs(self):
+        return zip(self.ema_generator.weights, self.generator.weights)
+
+    def _update_ema(self):
+        """ema <- d_t * ema + (1 - d_t) * w, d_t = min(d, (1 + t) / (10 + t)) at generator step
+        t (the warm-up of `tf.train.ExponentialMovingAverage`, so early weights fade quickly).
+        Non-trainable weights (normalisation statistics) are copied as they are."""
+        t = tf.cast(self.generator_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema_decay, (1.0 + t) / (10.0 + t))
+        trainable = {id(v) for v in self.generator.trainable_weights}
+        for shadow, live in self._ema_pairs():
+            value = tf.cast(live.value, shadow.dtype)
+            if id(live) in trainable:
+                value = decay * shadow.value + (1.0 - decay) * value
+            shadow.assign(value)
+
+    @property
+    def inference_generator(self):
+        """The US -> MR network used for inference and export: `ema_generator` when the flag
+        is on, else `generator`."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
 
     def _term_names(self):
         """`(generator_term_names, discriminator_term_names)`: fixed by the constructor flags."""
@@ -146,6 +193,8 @@ class SynthesisModel(_BuiltInInit):
     def generator_variables(self):
         """Variables the generator optimizer updates (all trainable ones outside the Ds)."""
         d_ids = {id(v) for v in self.discriminator_variables}
+        if self.ema_generator is not None:
+            d_ids |= {id(v) for v in self.ema_generator.weights}
         return [v for v in self.trainable_variables if id(v) not in d_ids]
 
     @property
@@ -158,7 +207,9 @@ class SynthesisModel(_BuiltInInit):
 
     # -- keras API ------------------------------------------------------------------------
     def call(self, us, training=None):
-        return self.generator(us, training=training)
+        if training or self.ema_generator is None:
+            return self.generator(us, training=training)
+        return self.ema_generator(us, training=False)
 
     def preview_images(self, us):
         """Images for TensorBoard: at least `us` and `synth_mr`."""
@@ -274,6 +325,8 @@ class SynthesisModel(_BuiltInInit):
                 d_scaled = self.discriminator_optimizer.scale_loss(d_objective)
         g_vars = self.generator_variables
         self.generator_optimizer.apply_gradients(zip(tape.gradient(g_scaled, g_vars), g_vars))
+        if self.ema_generator is not None:
+            self._update_ema()
         if d_terms:
             d_vars = self.discriminator_variables
             self.discriminator_optimizer.apply_gradients(
@@ -312,6 +365,7 @@ class SynthesisModel(_BuiltInInit):
             disc_filters=self.disc_filters,
             spectral_norm=self.spectral_norm,
             diff_augment=self.diff_augment,
+            ema_decay=self.ema_decay,
             seed=self.seed,
         )
         return config
