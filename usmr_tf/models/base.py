@@ -160,9 +160,6 @@ class SynthesisModel(_BuiltInInit):
         ema.trainable = False
         self.ema_generator = ema
 
-    def _ema_pairs(self):
-        return zip(self.ema_generator.weights, self.generator.weights)
-
     def _update_ema(self):
         """ema <- d_t * ema + (1 - d_t) * w, d_t = min(d, (1 + t) / (10 + t)) at generator step
         t (the warm-up of `tf.train.ExponentialMovingAverage`, so early weights fade quickly).
@@ -170,7 +167,7 @@ class SynthesisModel(_BuiltInInit):
         t = tf.cast(self.generator_optimizer.iterations, tf.float32)
         decay = tf.minimum(self.ema_decay, (1.0 + t) / (10.0 + t))
         trainable = {id(v) for v in self.generator.trainable_weights}
-        for shadow, live in self._ema_pairs():
+        for shadow, live in zip(self.ema_generator.weights, self.generator.weights):
             value = tf.cast(live.value, shadow.dtype)
             if id(live) in trainable:
                 value = decay * shadow.value + (1.0 - decay) * value
@@ -193,8 +190,6 @@ class SynthesisModel(_BuiltInInit):
     def generator_variables(self):
         """Variables the generator optimizer updates (all trainable ones outside the Ds)."""
         d_ids = {id(v) for v in self.discriminator_variables}
-        if self.ema_generator is not None:
-            d_ids |= {id(v) for v in self.ema_generator.weights}
         return [v for v in self.trainable_variables if id(v) not in d_ids]
 
     @property
@@ -207,9 +202,8 @@ class SynthesisModel(_BuiltInInit):
 
     # -- keras API ------------------------------------------------------------------------
     def call(self, us, training=None):
-        if training or self.ema_generator is None:
-            return self.generator(us, training=training)
-        return self.ema_generator(us, training=False)
+        network = self.generator if training else self.inference_generator
+        return network(us, training=training)
 
     def preview_images(self, us):
         """Images for TensorBoard: at least `us` and `synth_mr`."""
