@@ -4,6 +4,10 @@
         [--recipe recipes/head_locator_hc18.yaml] [--data-root ../shared/data]
         [--synthesis saved_models/fetal_hc18_v2 --mr-cache runs/preset_v2_data]
         [--out docs/locator_results.json] [--figure docs/figures/locator_scores.png]
+        [--split test|val]
+
+``--split val`` scores the validation exams instead (part 1 only: how a candidate is chosen
+without looking at the test exams); it writes only the JSON.
 
 1. Test exams (the recipe's split: 20 % of the exams of us/hc18 and of us/hc18_more, never
    seen in training): DSC, ADF, DF, HD (``usmr_tf.metrics.head_measures``) against the HC18
@@ -218,15 +222,19 @@ def main(argv=None):
     parser.add_argument("--mr-cache", default=None)
     parser.add_argument("--out", default=str(ROOT / "docs/locator_results.json"))
     parser.add_argument("--figure", default=str(ROOT / "docs/figures/locator_scores.png"))
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="val: the validation exams, measures only (model selection)")
     args = parser.parse_args(argv)
     recipe = load_locator_recipe(args.recipe, [f"data.data_root={args.data_root}"])
     split = locator_split(recipe)
     runner = LocatorRunner(args.locator)
-    rows = evaluate_test(runner, split["test"])
+    rows = evaluate_test(runner, split[args.split])
     found = [r for r in rows if "dsc" in r]
     result = {"locator": f"{runner.model_dir.name} v{runner.version}",
               "thresholds": runner.thresholds, "test_images": len(rows),
-              "test_exams_note": "20 % of the exams of us/hc18 and us/hc18_more (split.json)",
+              "split": args.split,
+              "test_exams_note": "20 % of the exams of us/hc18 and us/hc18_more (split.json)"
+              if args.split == "test" else "validation: 10 % of the training exams",
               "refused": len(rows) - len(found),
               **{k: summary([r[k] for r in found]) for k in MEASURES},
               "seconds_per_image": summary([r["seconds"] for r in rows]),
@@ -236,6 +244,10 @@ def main(argv=None):
         s = result[k]
         print(f"  {k:7s} mean {s['mean']:.4f} sd {s['sd']:.4f} median {s['median']:.4f} "
               f"max {s['max']:.4f}")
+    if args.split == "val":
+        pathlib.Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.out} - research measurements, not clinical ones")
+        return
     neg = evaluate_negatives(runner, negatives(args.data_root, split["test"]))
     result["negatives"] = neg
     for kind, res in neg.items():

@@ -44,13 +44,25 @@ def export_version_dir(path):
     return path / str(versions[-1])
 
 
-def assign_from_export(model, path):
+def assign_from_export(model, path, part="first_pass"):
     """Sets ``model``'s weights from a locator export (``path``: its folder or a version
-    folder) by layer and weight name: the export's first pass (``serving_default``)."""
+    folder) by layer and weight name. ``part``: ``"first_pass"`` (the ``serving_default``
+    U-Net) or ``"refiner"`` (the refinement pass' U-Net of a version that has one: the
+    ``locate_image`` variables that are not the first pass')."""
     version_dir = export_version_dir(path)
     loaded = tf.saved_model.load(str(version_dir))
-    source = {"/".join(v.name.split(":")[0].split("/")[-2:]): v
-              for v in loaded.signatures["serving_default"].variables}
+    first = list(loaded.signatures["serving_default"].variables)
+    if part == "first_pass":
+        chosen = first
+    elif part == "refiner":
+        first_refs = {v.ref() for v in first}
+        chosen = [v for v in loaded.signatures["locate_image"].variables
+                  if v.ref() not in first_refs]
+        if not chosen:
+            raise ConfigError(f"{version_dir}: this locator version has no refiner")
+    else:
+        raise ConfigError(f"assign_from_export: part must be first_pass or refiner, not {part!r}")
+    source = {"/".join(v.name.split(":")[0].split("/")[-2:]): v for v in chosen}
     targets = {"/".join(v.path.split("/")[-2:]): v for v in model.weights}
     if set(source) != set(targets) or any(tuple(source[k].shape) != tuple(targets[k].shape)
                                           for k in targets):
@@ -59,6 +71,15 @@ def assign_from_export(model, path):
     for key, variable in targets.items():
         variable.assign(tf.cast(source[key], variable.dtype))
     return model
+
+
+def export_has_refiner(path):
+    """Whether a locator export's version (``path``: its folder or a version folder) has a
+    refinement pass, from ``usmr.json``."""
+    version_dir = export_version_dir(path)
+    info_path = version_dir.parent / "usmr.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    return bool(info.get("versions", {}).get(version_dir.name, {}).get("refiner"))
 
 
 def load_locator_export(path):

@@ -15,7 +15,8 @@ Two stages (``model.stage``): ``locate`` (default) trains the segmenter of the l
 first and zoom passes on whole images with negatives; ``refine`` trains the refinement pass's
 segmenter on canonical frames (``model.fill``, ``data.jitters``: see
 ``head_locator_preprocessor.refiner_examples``), usually fine-tuned from the first pass
-(``training.initial_weights`` may name a locator export as well as a ``.weights.h5``), and
+(``training.initial_weights`` may name a locator export as well as a ``.weights.h5``; a
+refine run reads an export's refiner where it has one, to train a shipped refiner further), and
 ``usmr export`` then writes one locator whose passes are ``model.first_pass`` (a locator
 export) and this refiner.
 """
@@ -179,10 +180,15 @@ def train_locator(recipe, out_dir):
     model = build_locator(model_cfg)
     if train["initial_weights"]:
         initial = pathlib.Path(train["initial_weights"]).expanduser()
-        if initial.is_dir():  # a locator export: its first pass' weights, by layer name
-            from usmr_tf.models.head_locator.head_locator_export import assign_from_export
+        if initial.is_dir():  # a locator export's weights, by layer name
+            from usmr_tf.models.head_locator.head_locator_export import (
+                assign_from_export, export_has_refiner)
 
-            assign_from_export(model, initial)
+            # A refine run starts from the export's refiner where it has one (fine-tuning a
+            # shipped refiner further), else from its first pass (as version 2 was made).
+            part = ("refiner" if model_cfg["stage"] == "refine" and export_has_refiner(initial)
+                    else "first_pass")
+            assign_from_export(model, initial, part=part)
         else:
             model.load_weights(str(initial))
     total = train["epochs"] * train["steps_per_epoch"]

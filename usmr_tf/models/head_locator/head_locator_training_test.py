@@ -119,3 +119,29 @@ def test_export_with_a_refiner_reads_back_its_first_pass(tmp_path):
     values = LocatorRunner(tmp_path / "loc").locate_values(
         np.random.default_rng(0).uniform(0, 255, (120, 200)))
     assert values.shape == (7,) and np.isfinite(values).all()
+
+
+def test_a_refiner_reads_back_from_an_export_for_further_fine_tuning(tmp_path):
+    from usmr_tf.errors import ConfigError
+    from usmr_tf.models.head_locator.head_locator_export import (
+        assign_from_export, export_has_refiner, export_locator)
+    from usmr_tf.models.head_locator.head_locator_training import build_locator
+
+    arch = {"base_filters": 4, "depth": 2, "stem_stride": 2, "height": 64, "width": 64}
+    first = build_locator(arch)
+    refiner = build_locator(arch)  # another initialisation: weights unlike the first pass'
+    export_locator(first, tmp_path, "loc")
+    export_locator(first, tmp_path, "loc", refiner=refiner, fill=0.7)
+    assert not export_has_refiner(tmp_path / "loc/1") and export_has_refiner(tmp_path / "loc")
+    with pytest.raises(ConfigError, match="no refiner"):
+        assign_from_export(build_locator(arch), tmp_path / "loc/1", part="refiner")
+    for part, expected in (("refiner", refiner), ("first_pass", first)):
+        back = assign_from_export(build_locator(arch), tmp_path / "loc/2", part=part)
+        kernels = [(a.numpy(), b.numpy()) for a, b in
+                   zip(sorted(back.weights, key=lambda v: v.path),
+                       sorted(expected.weights, key=lambda v: v.path)) if "kernel" in a.path]
+        for a, b in kernels:
+            np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a.numpy(), b.numpy()) for a, b in
+               zip(sorted(refiner.weights, key=lambda v: v.path),
+                   sorted(first.weights, key=lambda v: v.path)))
