@@ -72,6 +72,9 @@ def parse_args(argv=None):
     p.add_argument("--data-config", default=str(rp.DATA_CONFIG))
     p.add_argument("--data-root", default=None, help="root of the data config's sources")
     p.add_argument("--work-dir", default=None, help="training runs (default: a temp folder)")
+    p.add_argument("--results", default=None,
+                   help="with --seeds: a Markdown file whose <!-- table1:NAME --> blocks "
+                        "(phantoms, real, prose, cost) are regenerated, e.g. docs/results.md")
     return p.parse_args(argv)
 
 
@@ -94,7 +97,8 @@ def seeded_main(args, log):
         codes = [p.wait() for p in procs]
         if any(codes):
             return max(codes)
-        record = seeded.finish(seeded.load_record(args.record, spec), args.record)
+        record = seeded.finish(seeded.load_record(args.record, spec), args.record,
+                               results_path=args.results)
     else:
         if args.workers > 1:  # one thread each: small 64 px convolutions scale badly
             import tensorflow as tf
@@ -106,6 +110,8 @@ def seeded_main(args, log):
                             workers=args.workers, worker=args.worker or 0, log=log)
         if args.worker is not None:
             return 0
+        if args.results:
+            record = seeded.finish(record, args.record, results_path=args.results)
     done = sum(len(s) for m in record["cells"].values() for s in m.values())
     total = len(spec.seeds) * len(spec.models) * len(args.data)
     print(pathlib.Path(args.record).with_suffix(".md").read_text())

@@ -493,8 +493,86 @@ def save_figure(path, record, summary):
                               f"{b['image_size']} px)")
 
 
-def finish(record, record_path, figure_path=None):
-    """Adds the summary and claims to the record and writes it, the Markdown and the figure."""
+# Short metric names for the generated prose of docs/results.md.
+PROSE_NAMES = {"deformation": "deformation", "mae": "MAE", "psnr": "PSNR", "ssim": "SSIM",
+               "swd": "SWD", "realism": "realism", "swd_left_out": "SWD left-out",
+               "realism_left_out": "realism left-out"}
+
+
+def format_prose(judged):
+    """One bullet per claim: per data set, the metrics grouped by verdict (holds, does not
+    hold, within noise), each with Ours - other to 3 significant digits."""
+    lines = ["Generated from the record (Ours - other; a difference is the claimed-better model "
+             "minus the other):", ""]
+    texts = {}
+    for kind, claims in judged.items():
+        for key, claim in claims.items():
+            texts.setdefault(key, [claim["text"], []])[1].append((kind, claim))
+    for text, per_kind in texts.values():
+        parts = []
+        for kind, claim in per_kind:
+            groups = []
+            for verdict in ("holds", "does not hold", "within noise"):
+                items = [f"{PROSE_NAMES.get(m, m)} {c['difference']:+.3g}"
+                         for m, c in claim["by_metric"].items() if c["verdict"] == verdict]
+                if items:
+                    groups.append(f"{verdict} on " + ", ".join(items))
+            parts.append(f"{kind} ({len(claim['seeds'])} seeds): " + "; ".join(groups) + ".")
+        lines.append(f"- **{text}.** " + " ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
+def format_cost(record):
+    """The measured cost line: median training time per model, total worker-hours."""
+    times, train, scoring, n = {}, 0.0, 0.0, 0
+    for models in record["cells"].values():
+        for model, seeds in models.items():
+            for cell in seeds.values():
+                times.setdefault(model, []).append(cell.get("train_seconds", 0.0))
+                train += cell.get("train_seconds", 0.0)
+                scoring += cell.get("score_seconds", 0.0)
+                n += 1
+    medians = ", ".join(f"{m} {np.median(t):.0f} s" for m, t in times.items())
+    return ("Measured cost, from the record (`train_seconds` / `score_seconds` of every cell): "
+            f"median training time per cell {medians}; all {n} cells together "
+            f"{train / 3600:.2f} worker-hours of training + {scoring / 3600:.2f} of scoring.\n")
+
+
+def results_blocks(record, summary, judged):
+    """{block name: Markdown} for the `<!-- table1:NAME -->` blocks of docs/results.md:
+    one per data set (test description, mean ± sd table, claims at a glance), `prose`, `cost`."""
+    blocks = {}
+    for kind in summary:
+        desc = record["eval"][kind]
+        blocks[kind] = "\n".join([
+            "Test: " + "; ".join(f"{k}: {v}" for k, v in desc.items()), "",
+            format_summary(summary[kind], len(record["spec"]["seeds"])),
+            "Claims at a glance (verdict, Ours - other; ~ = within noise; the 95 % intervals "
+            "are in `docs/table1.md`):", "", format_verdicts(judged.get(kind, {}))])
+    blocks["prose"] = format_prose(judged)
+    blocks["cost"] = format_cost(record)
+    return blocks
+
+
+def fill_results(text, blocks):
+    """``text`` with each ``<!-- table1:NAME -->`` ... ``<!-- /table1:NAME -->`` block's body
+    replaced by ``blocks[NAME]``; blocks the text does not have are skipped, markers without
+    their closing marker are an error (the text is not changed)."""
+    for name, body in blocks.items():
+        start, end = f"<!-- table1:{name} -->", f"<!-- /table1:{name} -->"
+        i = text.find(start)
+        if i < 0:
+            continue
+        j = text.find(end, i)
+        if j < 0:
+            raise ValueError(f"{start} has no closing {end}")
+        text = text[:i + len(start)] + "\n" + body.rstrip("\n") + "\n" + text[j:]
+    return text
+
+
+def finish(record, record_path, figure_path=None, results_path=None):
+    """Adds the summary and claims to the record and writes it, the Markdown and the figure;
+    with ``results_path`` (docs/results.md) also fills that document's generated blocks."""
     record_path = pathlib.Path(record_path)
     summary = summarize(record)
     judged = judge(record)
@@ -503,4 +581,9 @@ def finish(record, record_path, figure_path=None):
     write_text_atomic(record_path.with_suffix(".md"), format_markdown(record, summary, judged))
     if any(summary.values()):
         save_figure(figure_path or record_path.with_suffix(".png"), record, summary)
+    if results_path is not None:
+        results_path = pathlib.Path(results_path)
+        text = results_path.read_text()
+        write_text_atomic(results_path, fill_results(text, results_blocks(record, summary,
+                                                                          judged)))
     return record

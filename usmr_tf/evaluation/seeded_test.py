@@ -132,3 +132,32 @@ def test_spec_and_run_arguments_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="prepared cache"):
         seeded.run(tmp_path / "t.json", seeded.Spec(), data=("real",))
     assert not (tmp_path / "t.json").exists()
+
+
+def test_results_blocks_are_regenerated_from_the_record(repo_root):
+    record = json.loads((repo_root / "docs/table1.json").read_text())
+    summary, judged = seeded.summarize(record), seeded.judge(record)
+    blocks = seeded.results_blocks(record, summary, judged)
+    assert set(blocks) == {"phantoms", "real", "prose", "cost"}
+    doc = ("intro by hand\n<!-- table1:real -->\nstale\n<!-- /table1:real -->\n"
+           "between\n<!-- table1:prose -->\n<!-- /table1:prose -->\nend by hand\n")
+    out = seeded.fill_results(doc, blocks)
+    assert out.startswith("intro by hand\n<!-- table1:real -->\nTest: ")
+    assert "stale" not in out and "\nbetween\n" in out and out.endswith("end by hand\n")
+    assert seeded.fill_results(out, blocks) == out  # regenerating is stable
+    assert "| Seeds |" in out and "Claims at a glance" in out
+    # the prose groups each claim's metrics by verdict, with the record's differences
+    claim = judged["phantoms"]["ours_vs_ae"]
+    line = next(l for l in blocks["prose"].splitlines() if l.startswith(
+        f"- **{claim['text']}.**"))
+    held = [m for m, c in claim["by_metric"].items() if c["verdict"] == "holds"]
+    for metric in held:
+        diff = claim["by_metric"][metric]["difference"]
+        assert f"{seeded.PROSE_NAMES[metric]} {diff:+.3g}" in line.split("within noise")[0]
+    n_cells = sum(len(s) for m in record["cells"].values() for s in m.values())
+    assert f"all {n_cells} cells together" in blocks["cost"]
+    with pytest.raises(ValueError, match="closing"):
+        seeded.fill_results("<!-- table1:cost -->\nno end\n", blocks)
+    # the committed page is what the record generates
+    results = (repo_root / "docs/results.md").read_text()
+    assert seeded.fill_results(results, blocks) == results
