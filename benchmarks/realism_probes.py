@@ -2,13 +2,15 @@
 
     python benchmarks/realism_probes.py --work ../runs/probes \
         --data ../runs/preset_v3_data64 --crl ../runs/crl_eval64 \
-        [--steps 600] [--probes v2,base32,rec5] [--out docs/realism_probes.json]
+        [--steps 600] [--probes v2,base32,rec5] [--precision float32]
+        [--out docs/realism_probes.json]
 
 ``--data``: `usmr prepare recipes/data/preset_v3.yaml` at ``size: 64``; ``--crl``:
 `usmr prepare recipes/data/crl_eval.yaml` at ``size: 64`` (an MR population no model here is
 trained on; non-commercial, run time only). Each probe is `recipes/preset_fetal_hc18_v2.yaml`
-with a few `--set` overrides (`PROBES`), trained for the same number of steps in float32
-(bfloat16 at 64 px measured ~6 s/step here against ~0.6 s in float32), from the same seed, into
+with a few `--set` overrides (`PROBES`), trained for the same number of steps in float32 by
+default (`--precision mixed_bfloat16` only on a CPU with native bfloat16, AVX512_BF16/AMX: on
+an AVX2-only CPU bfloat16 at 64 px measured ~6 s/step against ~0.6 s in float32), from the same seed, into
 ``WORK/NAME`` (resumable: `usmr train` resumes a killed run, a finished probe is not rerun),
 exported, and scored with `usmr evaluate` (realism test, SWD, diversity; identity and real-MR
 rows) against three MR sets: the data's test split (an MR subject of a training source), its
@@ -32,6 +34,8 @@ PROBES = {
     "rec5": ["model.lambda_rec=5.0"],          # half the reconstruction weight
     "nce": ["model.nce_weight=0.5"],           # PatchNCE correspondence at a low weight
     "no_da": ["model.diff_augment=false"],     # the paper's model without DiffAugment
+    "ema": ["model.ema_decay=0.999"],          # inference from an EMA of the generator
+    "no_da_ema": ["model.diff_augment=false", "model.ema_decay=0.999"],
 }
 SETS = ("test", "heldout", "crl")
 
@@ -41,7 +45,7 @@ def run(cmd, log):
         subprocess.run(cmd, check=True, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-def train_probe(name, work, data, steps):
+def train_probe(name, work, data, steps, precision="float32"):
     out = work / name
     if (out / "final.weights.h5").exists():
         return out
@@ -49,7 +53,7 @@ def train_probe(name, work, data, steps):
     run([USMR, "train", "--recipe", "recipes/preset_fetal_hc18_v2.yaml", "--out", str(out),
          "--set", f"data.cache_dir={data}", "--set", "data.image_size=64",
          "--set", f"training.epochs={epochs}", "--set", "training.steps_per_epoch=50",
-         "--set", "training.mixed_precision=float32", "--set", "logging.validate_every=0",
+         "--set", f"training.mixed_precision={precision}", "--set", "logging.validate_every=0",
          "--set", "logging.image_every=0", *[a for s in PROBES[name] for a in ("--set", s)]],
         work / f"{name}.log")
     return out
@@ -87,6 +91,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--probes", default="v2,base32,rec5")
     parser.add_argument("--out", default=str(ROOT / "docs/realism_probes.json"))
+    parser.add_argument("--precision", default="float32",
+                        help="training.mixed_precision of every probe (mixed_bfloat16 where "
+                             "the CPU has it natively: ~1.5x faster)")
     args = parser.parse_args(argv)
     work = pathlib.Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -101,14 +108,14 @@ def main(argv=None):
         np.save(real_mr, cache.load_prepared(data, "train", modality="mr")[0])
     table = {}
     for name in args.probes.split(","):
-        run_dir = train_probe(name, work, data, args.steps)
+        run_dir = train_probe(name, work, data, args.steps, args.precision)
         table[name] = {which: rows_of(r) for which, r in
                        score(name, run_dir, work, data, crl, real_mr).items()}
         line = "  ".join(
             f"{which}: realism {table[name][which]['model'].get('realism', float('nan')):.3f} "
             f"swd {table[name][which]['model']['swd']:.1f}" for which in SETS)
         print(f"{name:8s} {line}", flush=True)
-    summary = {"steps": args.steps, "image_size": 64, "data": str(data), "crl": str(crl),
+    summary = {"steps": args.steps, "image_size": 64, "precision": args.precision, "data": str(data), "crl": str(crl),
                "probes": {n: PROBES[n] for n in table}, "results": table,
                "note": "research measurements; images are research images, not for diagnosis"}
     pathlib.Path(args.out).write_text(json.dumps(summary, indent=1, default=float) + "\n")
