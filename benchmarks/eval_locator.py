@@ -244,10 +244,14 @@ def main(argv=None):
         s = result[k]
         print(f"  {k:7s} mean {s['mean']:.4f} sd {s['sd']:.4f} median {s['median']:.4f} "
               f"max {s['max']:.4f}")
-    if args.split == "val":
-        pathlib.Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.out} - research measurements, not clinical ones")
-        return
+    if args.split == "test":
+        refusals_and_end_to_end(args, runner, split, rows, result)
+    pathlib.Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.out} - research measurements, not clinical ones")
+
+
+def refusals_and_end_to_end(args, runner, split, rows, result):
+    """Parts 2 and 3 (refusals, score figure, end to end): the test exams only."""
     neg = evaluate_negatives(runner, negatives(args.data_root, split["test"]))
     result["negatives"] = neg
     for kind, res in neg.items():
@@ -260,9 +264,8 @@ def main(argv=None):
         hc18_test = [p for p in split["test"] if p[0].parent.parent.name == "hc18"]
         result["end_to_end"] = end_to_end(runner, args.synthesis, args.mr_cache, hc18_test)
         print("  end to end:", json.dumps({k: v for k, v in result["end_to_end"].items()}))
-    pathlib.Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     figure(rows, neg, pathlib.Path(args.figure))
-    print(f"wrote {args.out} and {args.figure} - research measurements, not clinical ones")
+    print(f"wrote {args.figure}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@
 trained on; non-commercial, run time only). Each probe is `recipes/preset_fetal_hc18_v2.yaml`
 with a few `--set` overrides (`PROBES`), trained for the same number of steps in float32 by
 default (`--precision mixed_bfloat16` only on a CPU with native bfloat16, AVX512_BF16/AMX: on
-an AVX2-only CPU bfloat16 at 64 px measured ~6 s/step against ~0.6 s in float32), from the same seed, into
+an AVX2-only CPU bfloat16 at 64 px measured ~6 s/step against ~0.6 s in float32), from the
+same seed, into
 ``WORK/NAME`` (resumable: `usmr train` resumes a killed run, a finished probe is not rerun),
 exported, and scored with `usmr evaluate` (realism test, SWD, diversity; identity and real-MR
 rows) against three MR sets: the data's test split (an MR subject of a training source), its
@@ -115,7 +116,8 @@ def main(argv=None):
             f"{which}: realism {table[name][which]['model'].get('realism', float('nan')):.3f} "
             f"swd {table[name][which]['model']['swd']:.1f}" for which in SETS)
         print(f"{name:8s} {line}", flush=True)
-    summary = {"steps": args.steps, "image_size": 64, "precision": args.precision, "data": str(data), "crl": str(crl),
+    summary = {"steps": args.steps, "image_size": 64, "precision": args.precision,
+               "data": str(data), "crl": str(crl),
                "probes": {n: PROBES[n] for n in table}, "results": table,
                "note": "research measurements; images are research images, not for diagnosis"}
     pathlib.Path(args.out).write_text(json.dumps(summary, indent=1, default=float) + "\n")

@@ -107,11 +107,10 @@ def seeded_main(args, log):
             tf.config.threading.set_inter_op_parallelism_threads(1)
         record = seeded.run(args.record, spec, data=tuple(args.data), real_cache=args.prepared,
                             work_dir=args.work_dir, max_cells=args.max_cells,
-                            workers=args.workers, worker=args.worker or 0, log=log)
+                            workers=args.workers, worker=args.worker or 0, log=log,
+                            results_path=None if args.worker is not None else args.results)
         if args.worker is not None:
             return 0
-        if args.results:
-            record = seeded.finish(record, args.record, results_path=args.results)
     done = sum(len(s) for m in record["cells"].values() for s in m.values())
     total = len(spec.seeds) * len(spec.models) * len(args.data)
     print(pathlib.Path(args.record).with_suffix(".md").read_text())

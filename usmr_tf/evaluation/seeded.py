@@ -239,9 +239,10 @@ def todo_cells(record, spec, data):
 
 def run(record_path, spec, data=("phantoms", "real"), real_cache=None, work_dir=None,
         max_cells=None, workers=1, worker=0, recipes_dir=rp.RECIPES, deterministic=True,
-        log=None):
+        log=None, results_path=None):
     """Trains and scores the missing cells of `spec` on `data`, writing `record_path` after
-    each; then the summary, claims, Markdown and figure next to it.
+    each; then the summary, claims, Markdown and figure next to it (and, with
+    `results_path`, the generated blocks of that page: `finish`).
 
     `workers`, `worker`: several processes may share one record (each takes every
     `workers`-th missing cell from `worker` on; updates are made under a file lock, and
@@ -322,7 +323,7 @@ def run(record_path, spec, data=("phantoms", "real"), real_cache=None, work_dir=
         log(f"[{i + 1}/{len(todo)}] {kind} {model} seed {seed}: trained {trained:.0f} s, "
             f"scored {cell['score_seconds']:.0f} s; ~{left / 60:.0f} min left for this worker")
     with _locked(record_path):
-        return finish(load_record(record_path, spec), record_path)
+        return finish(load_record(record_path, spec), record_path, results_path=results_path)
 
 
 # --- summary, claims, outputs ----------------------------------------------------------------

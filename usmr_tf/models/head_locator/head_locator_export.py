@@ -73,13 +73,18 @@ def assign_from_export(model, path, part="first_pass"):
     return model
 
 
+def _export_info(path):
+    """(version folder, the export's ``usmr.json`` or None, this version's entry in it)."""
+    version_dir = export_version_dir(path)
+    info_path = version_dir.parent / "usmr.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else None
+    return version_dir, info, (info or {}).get("versions", {}).get(version_dir.name, {})
+
+
 def export_has_refiner(path):
     """Whether a locator export's version (``path``: its folder or a version folder) has a
     refinement pass, from ``usmr.json``."""
-    version_dir = export_version_dir(path)
-    info_path = version_dir.parent / "usmr.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    return bool(info.get("versions", {}).get(version_dir.name, {}).get("refiner"))
+    return bool(_export_info(path)[2].get("refiner"))
 
 
 def load_locator_export(path):
@@ -87,12 +92,9 @@ def load_locator_export(path):
     ``usmr.json``, its weights by name)."""
     from usmr_tf.models.head_locator.head_locator_training import LOCATOR_DEFAULTS, build_locator
 
-    version_dir = export_version_dir(path)
-    info_path = version_dir.parent / "usmr.json"
-    if not info_path.is_file():
+    version_dir, info, meta = _export_info(path)
+    if info is None:
         raise ConfigError(f"{version_dir.parent}: not a locator export (no usmr.json)")
-    info = json.loads(info_path.read_text())
-    meta = info.get("versions", {}).get(version_dir.name, {})
     # This version's own first-pass model (its frame included); the top-level input_frame
     # (the latest version's) only for exports that recorded no model.
     own = meta.get("first_pass_model") or meta.get("model") or {}
