@@ -66,7 +66,8 @@ DEFAULTS = {
         "validate_every": 0,  # 0: never
         "validate_deformation": False,  # also the (slow) deformation score
         # also the realism test (usmr_tf/metrics/realism.py); best.weights.h5 then = lowest
-        # realism accuracy (ties: lowest SWD) with diversity >= best_diversity_floor
+        # realism accuracy where the test resolves it, else lowest SWD (validation.better_than),
+        # with diversity >= best_diversity_floor
         "validate_realism": False,
         "best_diversity_floor": 0.5,  # best.weights.h5: lowest SWD with diversity >= this
         "verbose": "auto",  # Keras progress bar: "auto" | 0 | 1 | 2

@@ -14,8 +14,10 @@ the epoch logs (so `history.csv` has them as `val_diversity`, `val_swd`, ...):
 - `psnr`, `ssim`: against the paired ground truth, when the set has one (phantoms).
 
 Best checkpoint rule (stated in docs/training.md): among evaluations whose diversity is at
-least `diversity_floor` (0.5 by default), the one with the lowest SWD wins (with the realism
-test on: the lowest realism accuracy, ties broken by the lower SWD); its weights go to
+least `diversity_floor` (0.5 by default), the one with the lowest SWD wins. With the realism
+test on, evaluations are taken in order and a new one replaces the best when its realism
+accuracy is below the best's 95 % interval (clearly more realistic), or inside that interval
+(the test cannot tell them apart) with a lower SWD (`better_than`). Its weights go to
 `best.weights.h5` and its step and metrics to `best.json` (both written atomically). A run
 that never reaches the floor keeps no best checkpoint and says so in `best.json`.
 Research images, not for diagnosis.
@@ -37,6 +39,28 @@ from usmr_tf.metrics.diversity import output_diversity
 
 FIELDS = ("step", "diversity", "swd", "realism", "realism_low", "realism_high", "deformation",
           "psnr", "ssim")
+
+
+REALISM_RULE = ("lowest realism-test accuracy, where the test tells two evaluations apart (below"
+                " the best's 95 % interval), else lowest SWD")
+
+
+def better_than(candidate, best, with_realism):
+    """Whether evaluation `candidate` replaces `best` under the best-checkpoint rule.
+
+    Without the realism test: a lower SWD. With it: a realism accuracy below `best`'s 95 %
+    interval (`realism_low`) wins outright; one inside the interval (not resolved by the
+    test's sample) wins only with a lower SWD; one above it never does. A best without an
+    interval (an older `best.json`) counts as an interval of one point.
+    """
+    if not with_realism:
+        return candidate["swd"] < best["swd"]
+    realism = candidate.get("realism", math.inf)
+    low = best.get("realism_low", best.get("realism", math.inf))
+    high = best.get("realism_high", best.get("realism", math.inf))
+    if realism < low:
+        return True
+    return realism <= high and candidate["swd"] < best["swd"]
 
 
 class ValidationCallback(keras.callbacks.Callback):
@@ -146,20 +170,16 @@ class ValidationCallback(keras.callbacks.Callback):
                 tf.summary.scalar(f"validation/{name}", value, step=step)
         self._writer.flush()
 
-    def _rank(self, metrics):
-        """Smaller is better: (realism accuracy, SWD) with the realism test, else (SWD,)."""
-        if self.with_realism:
-            return (metrics.get("realism", math.inf), metrics["swd"])
-        return (metrics["swd"],)
+    def _better(self, metrics):
+        return self._best is None or better_than(metrics, self._best, self.with_realism)
 
     def _maybe_keep_best(self, step, metrics):
         ok = metrics["diversity"] >= self.diversity_floor and math.isfinite(metrics["swd"])
-        if ok and (self._best is None or self._rank(metrics) < self._rank(self._best)):
+        if ok and self._better(metrics):
             with atomic_path(self.out_dir / "best.weights.h5") as tmp:
                 self.model.save_weights(os.fspath(tmp))
             self._best = {"step": step, **metrics}
-        ranked = ("lowest realism-test accuracy (ties: lowest SWD)" if self.with_realism
-                  else "lowest SWD")
+        ranked = (REALISM_RULE if self.with_realism else "lowest SWD")
         rule = (f"{ranked} among evaluations with diversity >= {self.diversity_floor}"
                 " (validation split)")
         write_text_atomic(self.best_path, json.dumps(

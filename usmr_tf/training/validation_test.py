@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from usmr_tf.training.validation import ValidationCallback
+from usmr_tf.training.validation import ValidationCallback, better_than
 
 
 class _Scaled(keras.Model):
@@ -101,3 +101,27 @@ def test_realism_is_logged_and_ranks_the_best_checkpoint(tmp_path):
     logs = {}
     cb.on_epoch_end(0, logs)
     assert logs["val_realism"] == pytest.approx(metrics["realism"])
+
+
+def test_realism_differences_inside_the_interval_are_ranked_by_swd(tmp_path):
+    us, mr = _sets(n=4)
+    model = _Scaled()
+    model(us)  # built, so its weights can be saved
+    cb = ValidationCallback(tmp_path, us, mr, every_n_steps=1, with_realism=True)
+    cb.set_model(model)
+    cb.on_train_begin()
+
+    def ev(realism, swd):
+        return {"diversity": 1.0, "swd": swd, "realism": realism,
+                "realism_low": realism - 0.1, "realism_high": realism + 0.1}
+
+    kept = []
+    for step, (realism, swd) in enumerate([(0.70, 100.0), (0.65, 120.0), (0.78, 80.0),
+                                           (0.90, 10.0), (0.55, 300.0)], start=1):
+        cb._maybe_keep_best(step, ev(realism, swd))
+        kept.append(json.loads((tmp_path / "best.json").read_text())["best"]["step"])
+    # 2: inside 1's interval, higher SWD -> kept 1; 3: inside, lower SWD -> 3;
+    # 4: above 3's interval -> kept 3; 5: below 3's interval (0.68) -> 5 at any SWD
+    assert kept == [1, 1, 3, 3, 5]
+    assert not better_than(ev(0.5, 50.0), ev(0.6, 40.0), with_realism=False)
+    assert better_than({"swd": 1.0, "realism": 0.9}, {"swd": 2.0, "realism": 0.9}, True)
