@@ -3,9 +3,11 @@
 Trains each column with `usmr_tf.evaluation.reproduce.train_column` under one `Budget` (same
 steps, batch, size, base filters, seed) and scores it on the same held-out phantoms against
 their paired ground truth (PSNR, SSIM), with diversity and SWD, plus the identity row (US
-passed through). Columns: `cyclegan`, `ours` (the paper's objective) and `ours_da_tc` (`ours`
-+ DiffAugment translation and cutout: the shipped preset's option). Recipes are copied from
-`recipes/` with `training.mixed_precision` set (`--precision`).
+passed through). Columns: `cyclegan`, `ours` (the paper's objective), `ours_da_tc` (`ours`
++ DiffAugment translation and cutout: preset version 2's configuration) and `preset_v3` (the
+model section of `recipes/preset_fetal_hc18_v3.yaml`: that + lambda_rec 5). Recipes are copied
+from `recipes/` with `training.mixed_precision` set (`--precision`); the budget's overrides
+(steps, size, base filters, seed) apply to every column.
 
     .venv/bin/python benchmarks/phantom_budget.py --steps 2000 --size 64 --out /tmp/ph2000.json
 
@@ -30,6 +32,7 @@ COLUMNS = {  # column -> (recipe in recipes/, model overrides)
     "cyclegan": ("cyclegan", {}),
     "ours": ("ours", {}),
     "ours_da_tc": ("ours_da", {"diff_augment": "translation,cutout"}),
+    "preset_v3": ("ours_da", "preset_fetal_hc18_v3"),  # the preset recipe's model section
 }
 KEYS = ("psnr", "ssim", "diversity", "swd")
 
@@ -38,6 +41,8 @@ def write_recipes(folder, precision):
     for column, (recipe, model) in COLUMNS.items():
         data = yaml.safe_load((REPO / "recipes" / f"{recipe}.yaml").read_text())
         data["name"] = column
+        if isinstance(model, str):
+            model = yaml.safe_load((REPO / "recipes" / f"{model}.yaml").read_text())["model"]
         data["model"].update(model)
         data.setdefault("training", {})["mixed_precision"] = precision
         (folder / f"{column}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))

@@ -1,15 +1,20 @@
 """Learning curves from `validation.csv` of one or more `usmr train` runs (issue 11).
 
     .venv/bin/python benchmarks/plot_validation.py RUN [RUN ...] --out curves.png \
-        [--labels A B ...] [--identity-swd 234] [--real-diversity 0.7] [--real-swd 41]
+        [--labels A B ...] [--identity-swd 234] [--real-diversity 0.7] [--real-swd 41] \
+        [--references RUN/validation_references.json]
 
 Two panels: output diversity and SWD against optimizer steps, with the reference lines when
-given (identity = US passed through; real MR = the floor); a third, the deformation score, when
-a run logged it (`logging.validate_deformation`). Research output, not for diagnosis.
+given (identity = US passed through; real MR = the floor); one more for the deformation score
+and one for the realism test (with its 95 % interval) when a run logged them
+(`logging.validate_deformation`, `logging.validate_realism`). `--references` reads the
+reference lines from `benchmarks/validation_references.py` (the same metrics on the same
+validation set). Research output, not for diagnosis.
 """
 
 import argparse
 import csv
+import json
 import pathlib
 
 import matplotlib
@@ -23,8 +28,10 @@ def read(run):
         rows = list(csv.DictReader(f))
     deformation = [(int(r["step"]), float(r["deformation"])) for r in rows
                    if r.get("deformation") not in (None, "")]
+    realism = [(int(r["step"]), float(r["realism"]), float(r["realism_low"]),
+                float(r["realism_high"])) for r in rows if r.get("realism") not in (None, "")]
     return ([int(r["step"]) for r in rows], [float(r["diversity"]) for r in rows],
-            [float(r["swd"]) for r in rows], deformation)
+            [float(r["swd"]) for r in rows], deformation, realism)
 
 
 def main():
@@ -38,18 +45,44 @@ def main():
     p.add_argument("--real-diversity", type=float)
     p.add_argument("--identity-deformation", type=float)
     p.add_argument("--real-deformation", type=float)
+    p.add_argument("--identity-realism", type=float)
+    p.add_argument("--real-realism", type=float)
+    p.add_argument("--references", help="validation_references.py JSON: every reference line")
     p.add_argument("--floor", type=float, default=0.5, help="best-checkpoint diversity floor")
     args = p.parse_args()
+    if args.references:
+        refs = json.loads(pathlib.Path(args.references).read_text())
+        for row, prefix in (("identity", "identity"), ("real_mr", "real")):
+            for metric in ("swd", "deformation", "realism"):
+                attr = f"{prefix}_{metric}"
+                if getattr(args, attr) is None and metric in refs.get(row, {}):
+                    setattr(args, attr, refs[row][metric])
     labels = args.labels or [pathlib.Path(r).name for r in args.runs]
     curves = [read(run) for run in args.runs]
     with_def = any(c[3] for c in curves)
-    fig, axes = plt.subplots(1, 3 if with_def else 2, figsize=(15 if with_def else 10, 3.6))
+    with_real = any(c[4] for c in curves)
+    n = 2 + with_def + with_real
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.6))
     ax_d, ax_s = axes[0], axes[1]
-    for (steps, div, swd, deform), label in zip(curves, labels):
+    ax_r = axes[-1] if with_real else None
+    for (steps, div, swd, deform, real), label in zip(curves, labels):
         ax_d.plot(steps, div, marker="o", ms=3, label=label)
         ax_s.plot(steps, swd, marker="o", ms=3, label=label)
         if deform:
             axes[2].plot(*zip(*deform), marker="o", ms=3, label=label)
+        if real:
+            r_steps, acc, low, high = zip(*real)
+            line, = ax_r.plot(r_steps, acc, marker="o", ms=3, label=label)
+            ax_r.fill_between(r_steps, low, high, color=line.get_color(), alpha=0.15)
+    if with_real:
+        if args.identity_realism is not None:
+            ax_r.axhline(args.identity_realism, color="grey", ls=":", lw=1, label="identity (US)")
+        if args.real_realism is not None:
+            ax_r.axhline(args.real_realism, color="green", ls=":", lw=1, label="real MR")
+        ax_r.axhline(0.5, color="black", ls="--", lw=0.8, label="chance")
+        ax_r.set(xlabel="optimizer step", ylabel="realism test accuracy (0.5 = cannot tell)",
+                 title="realism test, 95 % interval (validation US)", ylim=(0.3, 1.02))
+        ax_r.legend(fontsize=7)
     if with_def:
         if args.identity_deformation is not None:
             axes[2].axhline(args.identity_deformation, color="grey", ls=":", lw=1,
