@@ -5,9 +5,12 @@ split every N steps. To read those curves one needs the two references scored th
 
 - `identity`: the validation US passed through (what a model that does nothing scores);
 - `real_mr`: the validation split's real MR slices in place of outputs, against the training
-  MR only (real MR of other slices / subjects: the floor).
+  MR only (real MR of other slices / subjects: the floor);
+- with `--model NAME=PATH` (repeatable): an exported model (`saved_models/NAME[/VERSION]`)
+  scored on the same validation set, e.g. the shipped version a run is meant to replace.
 
-    .venv/bin/python benchmarks/validation_references.py RUN [--deformation] [--out RUN/validation_references.json]
+    .venv/bin/python benchmarks/validation_references.py RUN [--deformation] \
+        [--model v2=saved_models/fetal_hc18_v2/2] [--out RUN/validation_references.json]
 
 RUN is a `usmr train` run folder (its `recipe.yaml` gives the data). Prints JSON; feed the
 values to `plot_validation.py --identity-* / --real-*`. Measures and prints; research numbers,
@@ -32,7 +35,19 @@ class _PassThrough(keras.Model):
         return x
 
 
-def references(run, with_deformation=False):
+class _Exported:
+    """An exported model called the way ValidationCallback calls a training model."""
+
+    def __init__(self, path):
+        from usmr_tf.export.runtimes import SavedModelRunner
+
+        self.runner = SavedModelRunner(path)
+
+    def __call__(self, x, training=False):
+        return self.runner(np.asarray(x, np.float32))
+
+
+def references(run, with_deformation=False, models=()):
     from usmr_tf.training import trainer
     from usmr_tf.training.recipe import load_recipe
     from usmr_tf.training.validation import ValidationCallback
@@ -42,13 +57,15 @@ def references(run, with_deformation=False):
     us, real_mr, _ = trainer._validation_set(val, train)
     out = {"n_us": int(len(us)), "n_real_mr": int(len(real_mr))}
     with tempfile.TemporaryDirectory() as tmp:
-        rows = {"identity": (us, real_mr)}
+        rows = {"identity": (us, real_mr, _PassThrough())}
         if len(val.mr) >= 2:
-            rows["real_mr"] = (val.mr, train.mr)
-        for name, (images, reference) in rows.items():
+            rows["real_mr"] = (val.mr, train.mr, _PassThrough())
+        for name, path in models:
+            rows[name] = (us, real_mr, _Exported(path))
+        for name, (images, reference, model) in rows.items():
             cb = ValidationCallback(tmp, images, reference, every_n_steps=1,
                                     with_deformation=with_deformation, with_realism=True)
-            cb.set_model(_PassThrough())
+            cb.set_model(model)  # evaluate() only calls it on a batch
             out[name] = {k: float(v) for k, v in cb.evaluate().items()}
             out[name]["n"] = int(len(images))
     return out
@@ -58,9 +75,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
     parser.add_argument("--deformation", action="store_true", help="also the (slow) FFD score")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                        help="also score this exported model on the validation set")
     parser.add_argument("--out", default=None, help="write the JSON here")
     args = parser.parse_args(argv)
-    result = references(args.run, args.deformation)
+    models = []
+    for item in args.model:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--model {item!r}: expected NAME=PATH")
+        models.append((name, path))
+    result = references(args.run, args.deformation, models)
     text = json.dumps(result, indent=1)
     print(text)
     if args.out:
