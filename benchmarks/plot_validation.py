@@ -9,7 +9,8 @@ given (identity = US passed through; real MR = the floor); one more for the defo
 and one for the realism test (with its 95 % interval) when a run logged them
 (`logging.validate_deformation`, `logging.validate_realism`). `--references` reads the
 reference lines from `benchmarks/validation_references.py` (the same metrics on the same
-validation set). Research output, not for diagnosis.
+validation set), with a dash-dot line for each exported model it scored (`--model`). Research
+output, not for diagnosis.
 """
 
 import argparse
@@ -50,8 +51,11 @@ def main():
     p.add_argument("--references", help="validation_references.py JSON: every reference line")
     p.add_argument("--floor", type=float, default=0.5, help="best-checkpoint diversity floor")
     args = p.parse_args()
+    models = {}  # exported models scored on the same validation set (horizontal lines)
     if args.references:
         refs = json.loads(pathlib.Path(args.references).read_text())
+        models = {k: v for k, v in refs.items()
+                  if isinstance(v, dict) and k not in ("identity", "real_mr")}
         for row, prefix in (("identity", "identity"), ("real_mr", "real")):
             for metric in ("swd", "deformation", "realism"):
                 attr = f"{prefix}_{metric}"
@@ -74,6 +78,15 @@ def main():
             r_steps, acc, low, high = zip(*real)
             line, = ax_r.plot(r_steps, acc, marker="o", ms=3, label=label)
             ax_r.fill_between(r_steps, low, high, color=line.get_color(), alpha=0.15)
+    panels = {"diversity": ax_d, "swd": ax_s}
+    if with_def:
+        panels["deformation"] = axes[2]
+    if with_real:
+        panels["realism"] = ax_r
+    for i, (name, row) in enumerate(models.items()):
+        for metric, ax in panels.items():
+            if metric in row:
+                ax.axhline(row[metric], color=f"C{i + 3}", ls="-.", lw=1, label=name)
     if with_real:
         if args.identity_realism is not None:
             ax_r.axhline(args.identity_realism, color="grey", ls=":", lw=1, label="identity (US)")
