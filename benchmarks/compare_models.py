@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/compare_models.py --data ../runs/preset_v3_data \
         --model "version 2 (shipped)=saved_models/fetal_hc18_v2/2" \
-        --model "v3 candidate=../runs/exports/v3best" --out docs/figures/preset_v3_candidate_vs_v2.png
+        --model "v3 candidate=../runs/exports/v3best" \
+        --out docs/figures/preset_v3_candidate_vs_v2.png
 
 `--data` is a `usmr prepare` folder: `--n` US images evenly spaced through its `us/test.npy`
 and as many real MR slices of `mr/test.npy` (other fetuses: not in correspondence with the

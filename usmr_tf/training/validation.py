@@ -170,16 +170,13 @@ class ValidationCallback(keras.callbacks.Callback):
                 tf.summary.scalar(f"validation/{name}", value, step=step)
         self._writer.flush()
 
-    def _better(self, metrics):
-        return self._best is None or better_than(metrics, self._best, self.with_realism)
-
     def _maybe_keep_best(self, step, metrics):
         ok = metrics["diversity"] >= self.diversity_floor and math.isfinite(metrics["swd"])
-        if ok and self._better(metrics):
+        if ok and (self._best is None or better_than(metrics, self._best, self.with_realism)):
             with atomic_path(self.out_dir / "best.weights.h5") as tmp:
                 self.model.save_weights(os.fspath(tmp))
             self._best = {"step": step, **metrics}
-        ranked = (REALISM_RULE if self.with_realism else "lowest SWD")
+        ranked = REALISM_RULE if self.with_realism else "lowest SWD"
         rule = (f"{ranked} among evaluations with diversity >= {self.diversity_floor}"
                 " (validation split)")
         write_text_atomic(self.best_path, json.dumps(
