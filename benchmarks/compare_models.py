@@ -12,7 +12,6 @@ US). Research images, not for diagnosis.
 
 import argparse
 import os
-import pathlib
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,10 +23,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _images(path, n):
-    images = np.load(path).astype(np.float32)
-    if images.ndim == 3:
-        images = images[..., None]
+def _images(data, modality, n):
+    """`n` test-split images of a prepared dataset, evenly spaced through it."""
+    from usmr_tf.data import cache
+
+    images = cache.load_prepared(data, "test", modality=modality)[0]
     return images[np.linspace(0, len(images) - 1, n).astype(int)]
 
 
@@ -41,8 +41,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from usmr_tf.export.runtimes import SavedModelRunner
 
-    data = pathlib.Path(args.data)
-    us = _images(data / "us" / "test.npy", args.n)
+    us = _images(args.data, "us", args.n)
     rows = {"US (test split)": us}
     for item in args.model:
         label, sep, path = item.partition("=")
@@ -50,7 +49,7 @@ def main(argv=None):
             parser.error(f"--model {item!r}: expected LABEL=PATH")
         rows[label] = SavedModelRunner(path)(us)
     rows["real MR of the test split (other fetuses, not in correspondence)"] = _images(
-        data / "mr" / "test.npy", args.n)
+        args.data, "mr", args.n)
     fig, ax = plt.subplots(len(rows), args.n, figsize=(1.6 * args.n, 1.85 * len(rows)),
                            squeeze=False)
     plt.subplots_adjust(left=0.01, right=0.99, top=0.93, bottom=0.01, wspace=0.03, hspace=0.22)
