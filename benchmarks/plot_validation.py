@@ -2,15 +2,16 @@
 
     .venv/bin/python benchmarks/plot_validation.py RUN [RUN ...] --out curves.png \
         [--labels A B ...] [--identity-swd 234] [--real-diversity 0.7] [--real-swd 41] \
-        [--references RUN/validation_references.json]
+        [--references RUN/validation_references.json] [--offsets 0 3500 ...]
 
 Two panels: output diversity and SWD against optimizer steps, with the reference lines when
 given (identity = US passed through; real MR = the floor); one more for the deformation score
 and one for the realism test (with its 95 % interval) when a run logged them
 (`logging.validate_deformation`, `logging.validate_realism`). `--references` reads the
 reference lines from `benchmarks/validation_references.py` (the same metrics on the same
-validation set), with a dash-dot line for each exported model it scored (`--model`). Research
-output, not for diagnosis.
+validation set), with a dash-dot line for each exported model it scored (`--model`).
+`--offsets` shifts each run's steps (a run started from another's weights with
+`training.initial_weights` continues that run's axis). Research output, not for diagnosis.
 """
 
 import argparse
@@ -24,14 +25,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def read(run):
+def read(run, offset=0):
     with open(pathlib.Path(run) / "validation.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    deformation = [(int(r["step"]), float(r["deformation"])) for r in rows
+    for r in rows:
+        r["step"] = int(r["step"]) + offset
+    deformation = [(r["step"], float(r["deformation"])) for r in rows
                    if r.get("deformation") not in (None, "")]
-    realism = [(int(r["step"]), float(r["realism"]), float(r["realism_low"]),
+    realism = [(r["step"], float(r["realism"]), float(r["realism_low"]),
                 float(r["realism_high"])) for r in rows if r.get("realism") not in (None, "")]
-    return ([int(r["step"]) for r in rows], [float(r["diversity"]) for r in rows],
+    return ([r["step"] for r in rows], [float(r["diversity"]) for r in rows],
             [float(r["swd"]) for r in rows], deformation, realism)
 
 
@@ -50,7 +53,11 @@ def main():
     p.add_argument("--real-realism", type=float)
     p.add_argument("--references", help="validation_references.py JSON: every reference line")
     p.add_argument("--floor", type=float, default=0.5, help="best-checkpoint diversity floor")
+    p.add_argument("--offsets", nargs="*", type=int, help="steps added to each run's steps")
     args = p.parse_args()
+    offsets = args.offsets or [0] * len(args.runs)
+    if len(offsets) != len(args.runs):
+        p.error("--offsets needs one value per run")
     models = {}  # exported models scored on the same validation set (horizontal lines)
     if args.references:
         refs = json.loads(pathlib.Path(args.references).read_text())
@@ -62,7 +69,7 @@ def main():
                 if getattr(args, attr) is None and metric in refs.get(row, {}):
                     setattr(args, attr, refs[row][metric])
     labels = args.labels or [pathlib.Path(r).name for r in args.runs]
-    curves = [read(run) for run in args.runs]
+    curves = [read(run, offset) for run, offset in zip(args.runs, offsets)]
     with_def = any(c[3] for c in curves)
     with_real = any(c[4] for c in curves)
     n = 2 + with_def + with_real

@@ -90,13 +90,25 @@ def fingerprint(recipe):
 
 
 def _diff(a, b, prefix=""):
-    """The first `(dotted key, old, new)` where `b` differs from `a`; keys only `b` has (recipe
-    keys added by a newer usmr-tf) are not compared."""
+    """The first `(dotted key, old, new)` where `b` differs from `a`. A `data` or `training`
+    key only `b` has (a recipe key added by a newer usmr-tf, absent from an older run's
+    backup) is compared with its default, the value the older run trained with; other keys
+    only `b` has (the model's own arguments) are not compared."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(a, key=str):
             found = _diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key))
             if found:
                 return found
+        section = prefix.split(".")[0]
+        if section in ("data", "training"):
+            from usmr_tf.training.recipe import DEFAULTS
+
+            defaults = DEFAULTS[section]
+            for part in prefix.split(".")[1:]:
+                defaults = defaults.get(part, {}) if isinstance(defaults, dict) else {}
+            for key in sorted(set(b) - set(a), key=str):
+                if key in defaults and b[key] != defaults[key]:
+                    return (f"{prefix}.{key}", defaults[key], b[key])
         return None
     return None if a == b else (prefix, a, b)
 

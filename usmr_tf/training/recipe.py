@@ -55,6 +55,14 @@ DEFAULTS = {
             "name": "adam", "learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999,
         },
         "mixed_precision": None,  # None | "auto" | "mixed_bfloat16" | "mixed_float16"
+        # CycleGAN's schedule (training/schedules.py), off by default (the paper's rate is
+        # constant): both rates constant for `lr_decay_start` optimizer steps, then linearly
+        # to 0 over `lr_decay_steps`
+        "lr_decay_start": None,
+        "lr_decay_steps": 0,
+        # start from these weights (a `.weights.h5` of the same model, e.g. another run's
+        # checkpoint) with fresh optimizers, instead of a random initialisation
+        "initial_weights": None,
         "strategy": "default",  # "default" | "mirrored" | "multiworker"
     },
     "logging": {
@@ -197,6 +205,16 @@ def validate(recipe, source="recipe"):
            f"`training.mixed_precision` must be one of {PRECISIONS}, got {train['mixed_precision']!r}")
     _check(train["strategy"] in STRATEGIES, source,
            f"`training.strategy` must be one of {STRATEGIES}, got {train['strategy']!r}")
+    _check(train["lr_decay_start"] is None or _is_int(train["lr_decay_start"], 0), source,
+           "`training.lr_decay_start` must be null or an integer >= 0")
+    _check(_is_int(train["lr_decay_steps"], 0), source,
+           "`training.lr_decay_steps` must be an integer >= 0")
+    _check((train["lr_decay_start"] is None) == (train["lr_decay_steps"] == 0), source,
+           "`training.lr_decay_start` and `training.lr_decay_steps` go together (both set, "
+           "or lr_decay_start null and lr_decay_steps 0)")
+    _check(train["initial_weights"] is None or isinstance(train["initial_weights"],
+                                                          (str, os.PathLike)), source,
+           "`training.initial_weights` must be null or the path of a .weights.h5 file")
     for key in ("generator_optimizer", "discriminator_optimizer"):
         _check(isinstance(train[key], dict) and isinstance(train[key].get("name"), str), source,
                f"`training.{key}` must be a mapping with a `name` (e.g. adam)")

@@ -62,6 +62,10 @@ def test_switching_optimizer_drops_the_old_ones_arguments():
     ("data.source=prepared", "data.cache_dir"),
     ("training.epochs", "key=value"),
     ("training=3", "must be a mapping"),
+    ("training.lr_decay_start=10", "go together"),
+    ("training.lr_decay_steps=10", "go together"),
+    ("training.lr_decay_start=-1", "training.lr_decay_start"),
+    ("training.initial_weights=3", "training.initial_weights"),
 ])
 def test_bad_overrides_raise_config_error(override, words):
     with pytest.raises(ConfigError, match=re.escape(words)):

@@ -122,6 +122,34 @@ def _optimizer(spec, key):
         raise ConfigError(f"training.{key}: cannot build optimizer {name!r}: {exc}") from None
 
 
+def _scheduled(spec, training):
+    """`spec` with its learning rate under `training.lr_decay_*`'s schedule, when set."""
+    if training.get("lr_decay_start") is None:
+        return spec
+    from usmr_tf.training.schedules import LinearDecayAfter
+
+    rate = spec.get("learning_rate", 1e-3)
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool):
+        raise ConfigError("training.lr_decay_start needs a number as the optimizers' "
+                          f"learning_rate, got {rate!r}")
+    return {**spec, "learning_rate": LinearDecayAfter(
+        rate, training["lr_decay_start"], training["lr_decay_steps"])}
+
+
+def load_initial_weights(model, path):
+    """`training.initial_weights`: the weights of another run of the same model."""
+    path = pathlib.Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"training.initial_weights: {path}: no such file")
+    try:
+        with warnings.catch_warnings():  # the optimizers start afresh, as documented
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            model.load_weights(str(path))
+    except (ValueError, OSError, KeyError) as exc:
+        raise ConfigError(f"training.initial_weights: {path}: not weights of this recipe's "
+                          f"model ({str(exc).splitlines()[0][:200]})") from None
+
+
 def build_model(model_config, image_size):
     """`usmr_tf.models.registry.build_model` with recipe errors turned into `ConfigError`."""
     from usmr_tf.models import registry
@@ -194,8 +222,10 @@ def compile_model(model, training):
     Under `mixed_float16` the models wrap both optimizers in `LossScaleOptimizer` themselves
     (`compile(auto_scale_loss=True)`); `mixed_bfloat16` needs no loss scaling.
     """
-    g_opt = _optimizer(training["generator_optimizer"], "generator_optimizer")
-    d_opt = _optimizer(training["discriminator_optimizer"], "discriminator_optimizer")
+    g_opt = _optimizer(_scheduled(training["generator_optimizer"], training),
+                       "generator_optimizer")
+    d_opt = _optimizer(_scheduled(training["discriminator_optimizer"], training),
+                       "discriminator_optimizer")
     model.compile(
         generator_optimizer=g_opt, discriminator_optimizer=d_opt, gan_loss=training["gan_loss"]
     )
@@ -345,6 +375,8 @@ def train(recipe, out_dir, strategy=None):
     # chief writes it.
     backup_dir = pathlib.Path(out_dir) / "backup"
     start = backup_lib.restore(model, backup_dir, recipe, steps)
+    if start.step == 0 and training["initial_weights"]:
+        load_initial_weights(model, training["initial_weights"])
     dump_recipe(recipe, out / "recipe.yaml")
     for folder in (out, out / "checkpoints"):  # temp files of a killed run's writes
         remove_stale_temps(folder)

@@ -89,3 +89,41 @@ def test_cpu_bf16_flags_are_read(tmp_path):
     info.write_text("processor : 0\nflags : fpu avx2 fma\n")
     assert trainer.cpu_has_native_bf16(info) is False
     assert trainer.cpu_has_native_bf16(tmp_path / "missing") is None
+
+
+def test_lr_decay_follows_the_cycle_gan_schedule_through_fit(tmp_path):
+    # Constant for 2 optimizer steps, then linearly to 0 over 4: after 4 steps half the rate.
+    recipe = _recipe("training.epochs=2", "training.lr_decay_start=2",
+                     "training.lr_decay_steps=4", "logging.image_every=0")
+    result = trainer.train(recipe, tmp_path / "run")
+    for opt in (result.model.generator_optimizer, result.model.discriminator_optimizer):
+        assert int(opt.iterations.numpy()) == 4
+        rate = float(keras.ops.convert_to_numpy(opt.learning_rate))
+        np.testing.assert_allclose(rate, 0.5 * 2e-4, rtol=1e-5)
+    from usmr_tf.training.schedules import LinearDecayAfter
+
+    schedule = LinearDecayAfter(1.0, 2, 4)
+    assert [float(schedule(t)) for t in (0, 2, 3, 6, 9)] == [1.0, 1.0, 0.75, 0.0, 0.0]
+    assert LinearDecayAfter.from_config(schedule.get_config()).get_config() == \
+        schedule.get_config()
+
+
+def test_initial_weights_start_a_run_from_another_runs_weights(tmp_path):
+    first = trainer.train(_recipe("training.epochs=1", "logging.image_every=0"),
+                          tmp_path / "a")
+    start = tmp_path / "a" / "final.weights.h5"
+    recipe = _recipe("training.epochs=1", "logging.image_every=0",
+                     f"training.initial_weights={start}", "training.seed=7")
+    model = trainer.create_model(recipe, tf.distribute.get_strategy())
+    trainer.load_initial_weights(model, start)
+    for mine, theirs in zip(model.weights, first.model.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine),
+                                      keras.ops.convert_to_numpy(theirs))
+    trainer.train(recipe, tmp_path / "b")  # trains on from there
+    with pytest.raises(trainer.ConfigError, match="no such file"):
+        trainer.train(_recipe(f"training.initial_weights={tmp_path / 'nope.h5'}"),
+                      tmp_path / "c")
+    other = _recipe("training.epochs=1", "model.base_filters=8",
+                    f"training.initial_weights={start}")
+    with pytest.raises(trainer.ConfigError, match="not weights of this recipe's model"):
+        trainer.train(other, tmp_path / "d")
