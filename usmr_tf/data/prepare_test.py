@@ -431,3 +431,11 @@ def test_preset_v3_adds_hc18_more_and_keeps_v2s_test_exams(tmp_path, shared_data
         exams[name + "_counts"] = manifest["counts"]["us"]
     assert exams["v3_counts"] == {"train": 358, "test": 84}
     assert [s for s in exams["v3"] if s.startswith("hc18/")] == exams["v2"]
+
+
+def test_preset_v3_planar_is_v3_without_oblique_planes(repo_root):
+    v3 = load_config(repo_root / "recipes" / "data" / "preset_v3.yaml")
+    planar = load_config(repo_root / "recipes" / "data" / "preset_v3_planar.yaml")
+    assert planar["tilts"] == [0] and len(v3["tilts"]) == 5
+    assert {k: v for k, v in planar.items() if k != "tilts"} == \
+        {k: v for k, v in v3.items() if k != "tilts"}
