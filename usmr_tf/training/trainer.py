@@ -137,17 +137,27 @@ def _scheduled(spec, training):
 
 
 def load_initial_weights(model, path):
-    """`training.initial_weights`: the weights of another run of the same model."""
+    """`training.initial_weights`: the weights of another run of the same model. The
+    optimizers keep their fresh state (a `.weights.h5` also holds its run's optimizer step
+    counters, moments and rates; Keras loads them when their layout matches, e.g. without a
+    learning-rate schedule on either side): they are put back after the load."""
     path = pathlib.Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"training.initial_weights: {path}: no such file")
+    optimizers = [opt for opt in (getattr(model, "generator_optimizer", None),
+                                  getattr(model, "discriminator_optimizer", None))
+                  if opt is not None]
+    fresh = [[keras.ops.convert_to_numpy(v) for v in opt.variables] for opt in optimizers]
     try:
-        with warnings.catch_warnings():  # the optimizers start afresh, as documented
+        with warnings.catch_warnings():  # optimizer layouts may differ: not loaded then
             warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
             model.load_weights(str(path))
     except (ValueError, OSError, KeyError) as exc:
         raise ConfigError(f"training.initial_weights: {path}: not weights of this recipe's "
                           f"model ({str(exc).splitlines()[0][:200]})") from None
+    for opt, values in zip(optimizers, fresh):
+        for variable, value in zip(opt.variables, values):
+            variable.assign(value)
 
 
 def build_model(model_config, image_size):

@@ -112,14 +112,17 @@ def test_initial_weights_start_a_run_from_another_runs_weights(tmp_path):
     first = trainer.train(_recipe("training.epochs=1", "logging.image_every=0"),
                           tmp_path / "a")
     start = tmp_path / "a" / "final.weights.h5"
-    recipe = _recipe("training.epochs=1", "logging.image_every=0",
-                     f"training.initial_weights={start}", "training.seed=7")
-    model = trainer.create_model(recipe, tf.distribute.get_strategy())
-    trainer.load_initial_weights(model, start)
-    for mine, theirs in zip(model.weights, first.model.weights):
+    # Learning rates 0: the second run's trainable weights stay the ones it started from.
+    frozen = ("training.generator_optimizer={name: adam, learning_rate: 0.0}",
+              "training.discriminator_optimizer={name: adam, learning_rate: 0.0}")
+    second = trainer.train(_recipe("training.epochs=1", "logging.image_every=0",
+                                   f"training.initial_weights={start}", "training.seed=7",
+                                   *frozen), tmp_path / "b")
+    for mine, theirs in zip(second.model.trainable_weights, first.model.trainable_weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine),
                                       keras.ops.convert_to_numpy(theirs))
-    trainer.train(recipe, tmp_path / "b")  # trains on from there
+    for opt in (second.model.generator_optimizer, second.model.discriminator_optimizer):
+        assert int(opt.iterations.numpy()) == 2  # fresh: its own 2 steps, not 2 + the file's
     with pytest.raises(trainer.ConfigError, match="no such file"):
         trainer.train(_recipe(f"training.initial_weights={tmp_path / 'nope.h5'}"),
                       tmp_path / "c")
