@@ -21,7 +21,9 @@ from usmr_tf.atomic import atomic_path
 from usmr_tf.errors import DataError, UsmrError
 
 
-def _arrays(path):
+def weight_arrays(path):
+    """`{dataset path: array}` of every array in a `.weights.h5` file (`DataError` naming the
+    file when it cannot be read)."""
     try:
         with h5py.File(path, "r") as f:
             out = {}
@@ -41,8 +43,8 @@ def average_weight_files(paths, out):
     for p in paths:
         if not p.is_file():
             raise DataError("no such file", p)
-    first = _arrays(paths[0])
-    others = [_arrays(p) for p in paths[1:]]
+    first = weight_arrays(paths[0])
+    others = [weight_arrays(p) for p in paths[1:]]
     for p, arrays in zip(paths[1:], others):
         for key, value in first.items():
             if key not in arrays or np.shape(arrays[key]) != np.shape(value):

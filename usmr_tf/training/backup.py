@@ -38,6 +38,7 @@ import numpy as np
 
 from usmr_tf.atomic import atomic_path, fsync_dir, remove_stale_temps, write_text_atomic
 from usmr_tf.errors import ConfigError, UsmrError
+from usmr_tf.training.recipe import DEFAULTS
 
 FORMAT = "usmr-tf/training-backup/1"
 STATE = "state.json"
@@ -101,8 +102,6 @@ def _diff(a, b, prefix=""):
                 return found
         section = prefix.split(".")[0]
         if section in ("data", "training"):
-            from usmr_tf.training.recipe import DEFAULTS
-
             defaults = DEFAULTS[section]
             for part in prefix.split(".")[1:]:
                 defaults = defaults.get(part, {}) if isinstance(defaults, dict) else {}

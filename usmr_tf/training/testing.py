@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 
-import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 QUICK = REPO / "recipes" / "phantom_quick.yaml"
@@ -81,13 +80,9 @@ def free_ports(n):
 
 def h5_arrays(path):
     """`{dataset path: array}` of every array in a `.weights.h5` file."""
-    import h5py
+    from usmr_tf.training.averaging import weight_arrays
 
-    found = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: found.__setitem__(name, np.array(obj))
-                     if isinstance(obj, h5py.Dataset) else None)
-    return found
+    return weight_arrays(path)
 
 
 def read_image_summaries(log_dir):

@@ -122,13 +122,16 @@ def _optimizer(spec, key):
         raise ConfigError(f"training.{key}: cannot build optimizer {name!r}: {exc}") from None
 
 
-def _scheduled(spec, training):
+def _scheduled(spec, training, key):
     """`spec` with its learning rate under `training.lr_decay_*`'s schedule, when set."""
     if training.get("lr_decay_start") is None:
         return spec
     from usmr_tf.training.schedules import LinearDecayAfter
 
-    rate = spec.get("learning_rate", 1e-3)
+    rate = spec.get("learning_rate")
+    if rate is None:  # the optimizer's own default rate
+        rate = float(keras.ops.convert_to_numpy(
+            _optimizer({"name": spec["name"]}, key).learning_rate))
     if not isinstance(rate, (int, float)) or isinstance(rate, bool):
         raise ConfigError("training.lr_decay_start needs a number as the optimizers' "
                           f"learning_rate, got {rate!r}")
@@ -232,10 +235,8 @@ def compile_model(model, training):
     Under `mixed_float16` the models wrap both optimizers in `LossScaleOptimizer` themselves
     (`compile(auto_scale_loss=True)`); `mixed_bfloat16` needs no loss scaling.
     """
-    g_opt = _optimizer(_scheduled(training["generator_optimizer"], training),
-                       "generator_optimizer")
-    d_opt = _optimizer(_scheduled(training["discriminator_optimizer"], training),
-                       "discriminator_optimizer")
+    g_opt, d_opt = (_optimizer(_scheduled(training[key], training, key), key)
+                    for key in ("generator_optimizer", "discriminator_optimizer"))
     model.compile(
         generator_optimizer=g_opt, discriminator_optimizer=d_opt, gan_loss=training["gan_loss"]
     )

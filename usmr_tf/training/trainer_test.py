@@ -106,6 +106,10 @@ def test_lr_decay_follows_the_cycle_gan_schedule_through_fit(tmp_path):
     assert [float(schedule(t)) for t in (0, 2, 3, 6, 9)] == [1.0, 1.0, 0.75, 0.0, 0.0]
     assert LinearDecayAfter.from_config(schedule.get_config()).get_config() == \
         schedule.get_config()
+    # A spec without a learning rate decays from its optimizer's own default (SGD: 0.01).
+    spec = trainer._scheduled({"name": "sgd"}, {"lr_decay_start": 0, "lr_decay_steps": 10},
+                              "generator_optimizer")
+    assert spec["learning_rate"].initial_learning_rate == pytest.approx(0.01)
 
 
 def test_initial_weights_start_a_run_from_another_runs_weights(tmp_path):
