@@ -4,10 +4,11 @@
         [--recipe recipes/head_locator_hc18.yaml] [--data-root ../shared/data]
         [--synthesis saved_models/fetal_hc18_v2 --mr-cache runs/preset_v2_data]
         [--out docs/locator_results.json] [--figure docs/figures/locator_scores.png]
-        [--split test|val]
+        [--split test|val|train]
 
 ``--split val`` scores the validation exams instead (part 1 only: how a candidate is chosen
-without looking at the test exams); it writes only the JSON.
+without looking at the test exams); it writes only the JSON. ``--split train`` does the same
+on the training exams (how well the locator fits what it was trained on, beside validation).
 
 1. Test exams (the recipe's split: 20 % of the exams of us/hc18 and of us/hc18_more, never
    seen in training): DSC, ADF, DF, HD (``usmr_tf.metrics.head_measures``) against the HC18
@@ -222,8 +223,10 @@ def main(argv=None):
     parser.add_argument("--mr-cache", default=None)
     parser.add_argument("--out", default=str(ROOT / "docs/locator_results.json"))
     parser.add_argument("--figure", default=str(ROOT / "docs/figures/locator_scores.png"))
-    parser.add_argument("--split", choices=("test", "val"), default="test",
-                        help="val: the validation exams, measures only (model selection)")
+    parser.add_argument("--split", choices=("test", "val", "train"), default="test",
+                        help="val: the validation exams, measures only (model selection); "
+                             "train: the training exams, measures only (the fit's own error, "
+                             "beside validation's: a capacity check)")
     args = parser.parse_args(argv)
     recipe = load_locator_recipe(args.recipe, [f"data.data_root={args.data_root}"])
     split = locator_split(recipe)
@@ -234,7 +237,8 @@ def main(argv=None):
               "thresholds": runner.thresholds, "test_images": len(rows),
               "split": args.split,
               "test_exams_note": "20 % of the exams of us/hc18 and us/hc18_more (split.json)"
-              if args.split == "test" else "validation: 10 % of the training exams",
+              if args.split == "test" else {"val": "validation: 10 % of the training exams",
+                                            "train": "the training exams themselves"}[args.split],
               "refused": len(rows) - len(found),
               **{k: summary([r[k] for r in found]) for k in MEASURES},
               "seconds_per_image": summary([r["seconds"] for r in rows]),

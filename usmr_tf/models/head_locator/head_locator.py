@@ -68,7 +68,7 @@ class HeadLocator(keras.Model):
 
     def call(self, images, training=False):
         logits = tf.cast(self.head(self.backbone(images, training=training)), tf.float32)
-        if self.backbone.stem_stride > 1:  # back to the input's size (bilinear on logits)
+        if self.backbone.output_stride > 1:  # back to the input's size (bilinear on logits)
             logits = tf.image.resize(logits, tf.shape(images)[1:3], method="bilinear")
         return logits
 

@@ -7,6 +7,14 @@ stages of a plain U-Net cost most of the step for little accuracy), ``depth`` do
 stages of two 3x3 conv + batch norm + ReLU, a bottleneck, and ``depth`` up-sampling stages
 with skip connections. The segmenter (``head_locator.HeadLocator``) adds the 1x1 head and
 resizes the logits back to the input's size.
+
+``tail_filters > 0`` (with ``stem_stride > 1``) adds a **full-resolution tail**: the U-Net's
+output up-sampled to the input's size (a transposed convolution), concatenated with a 3x3
+convolution of the image itself, and two 3x3 conv + batch norm + ReLU of ``tail_filters``
+channels: features ``[B, H, W, tail_filters]``, so the logits are the image's own pixels'
+instead of a bilinear up-sampling (``output_stride`` 1). About +25 % compute at
+``tail_filters=16`` on a ``base_filters=24`` U-Net. Its layers are all named ``tail_*``: a
+locator without a tail can warm-start one with it (``assign_from_export(..., new_tail=True)``).
 """
 
 import keras
@@ -26,7 +34,10 @@ class HeadLocatorBackbone(keras.Model):
     """Functional U-Net; ``get_config`` rebuilds it (``from_config``)."""
 
     def __init__(self, base_filters=16, depth=4, stem_stride=2, input_shape=(None, None, 1),
-                 **kwargs):
+                 tail_filters=0, **kwargs):
+        if tail_filters and stem_stride <= 1:
+            raise ValueError("HeadLocatorBackbone: tail_filters needs stem_stride > 1 (without "
+                             "a strided stem the U-Net's output is at full resolution already)")
         inputs = keras.Input(shape=tuple(input_shape), name="image")
         x, skips = inputs, []
         if stem_stride > 1:
@@ -44,13 +55,25 @@ class HeadLocatorBackbone(keras.Model):
                                              name=f"up{level}_transpose")(x)
             x = keras.layers.Concatenate(name=f"up{level}_concat")([x, skips[level]])
             x = _double_conv(x, base_filters * 2 ** level, f"up{level}")
+        if tail_filters:  # full-resolution tail (module docstring)
+            x = keras.layers.Conv2DTranspose(tail_filters, stem_stride, strides=stem_stride,
+                                             name="tail_transpose")(x)
+            fine = keras.layers.Conv2D(tail_filters, 3, padding="same", use_bias=False,
+                                       name="tail_image_conv")(inputs)
+            fine = keras.layers.BatchNormalization(name="tail_image_bn")(fine)
+            fine = keras.layers.ReLU(name="tail_image_relu")(fine)
+            x = keras.layers.Concatenate(name="tail_concat")([x, fine])
+            x = _double_conv(x, tail_filters, "tail")
         super().__init__(inputs=inputs, outputs=x, **kwargs)
         self.base_filters, self.depth, self.stem_stride = int(base_filters), int(depth), int(stem_stride)
+        self.tail_filters = int(tail_filters)
+        # the features' stride against the input (1: the logits need no up-sampling)
+        self.output_stride = 1 if self.tail_filters else self.stem_stride
         self.input_shape_ = tuple(input_shape)
 
     def get_config(self):
         return {"name": self.name, "base_filters": self.base_filters, "depth": self.depth,
-                "stem_stride": self.stem_stride,
+                "stem_stride": self.stem_stride, "tail_filters": self.tail_filters,
                 "input_shape": list(self.input_shape_)}
 
     @classmethod

@@ -44,11 +44,14 @@ def export_version_dir(path):
     return path / str(versions[-1])
 
 
-def assign_from_export(model, path, part="first_pass"):
+def assign_from_export(model, path, part="first_pass", new_tail=False):
     """Sets ``model``'s weights from a locator export (``path``: its folder or a version
     folder) by layer and weight name. ``part``: ``"first_pass"`` (the ``serving_default``
     U-Net) or ``"refiner"`` (the refinement pass' U-Net of a version that has one: the
-    ``locate_image`` variables that are not the first pass')."""
+    ``locate_image`` variables that are not the first pass'). ``new_tail``: ``model`` has a
+    full-resolution tail the export lacks (``tail_*`` layers, head_locator_backbone); those
+    keep their initial values (and the 1x1 head, when the tail's width differs from the
+    U-Net's), every other weight must match."""
     version_dir = export_version_dir(path)
     loaded = tf.saved_model.load(str(version_dir))
     first = list(loaded.signatures["serving_default"].variables)
@@ -64,10 +67,16 @@ def assign_from_export(model, path, part="first_pass"):
         raise ConfigError(f"assign_from_export: part must be first_pass or refiner, not {part!r}")
     source = {"/".join(v.name.split(":")[0].split("/")[-2:]): v for v in chosen}
     targets = {"/".join(v.path.split("/")[-2:]): v for v in model.weights}
+    if new_tail:  # the tail's layers, and the 1x1 head when it now reads another width
+        fresh = {k for k in targets if k.startswith("tail_") and k not in source}
+        fresh |= {k for k in targets if k.startswith("head_logits/") and k in source
+                  and tuple(source[k].shape) != tuple(targets[k].shape)}
+        targets = {k: v for k, v in targets.items() if k not in fresh}
+        source = {k: v for k, v in source.items() if k not in fresh}
     if set(source) != set(targets) or any(tuple(source[k].shape) != tuple(targets[k].shape)
                                           for k in targets):
         raise ConfigError(f"{version_dir}: its locator does not have this model's layers "
-                          "(another base_filters / depth / stem_stride)")
+                          "(another base_filters / depth / stem_stride / tail_filters)")
     for key, variable in targets.items():
         variable.assign(tf.cast(source[key], variable.dtype))
     return model

@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from usmr_tf.models.head_locator.head_locator import (
@@ -7,8 +8,10 @@ from usmr_tf.models.head_locator.head_locator import (
 from usmr_tf.models.head_locator.head_locator_backbone import HeadLocatorBackbone
 
 
-def test_logits_at_input_size_and_saving_round_trip(tmp_path):
-    model = HeadLocator(HeadLocatorBackbone(4, 2, 2, (32, 48, 1)), height=32, width=48)
+@pytest.mark.parametrize("tail_filters", [0, 3])  # bilinear up-sampling / full-resolution tail
+def test_logits_at_input_size_and_saving_round_trip(tmp_path, tail_filters):
+    model = HeadLocator(HeadLocatorBackbone(4, 2, 2, (32, 48, 1), tail_filters), height=32,
+                        width=48)
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 48, 1)).astype(np.float32)
     out = model(x)
     assert tuple(out.shape) == (2, 32, 48, 1)

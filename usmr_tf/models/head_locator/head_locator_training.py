@@ -38,6 +38,7 @@ LOCATOR_DEFAULTS = {
     "name": None,
     "description": "",
     "model": {"base_filters": 24, "depth": 4, "stem_stride": 2, "height": 224, "width": 320,
+              "tail_filters": 0,  # > 0: a full-resolution tail (head_locator_backbone)
               "stage": "locate",  # or "refine": the refinement pass (module docstring)
               "fill": 0.72,  # refine: the first ellipse's major axis / the frame's width
               "first_pass": None},  # refine: the locator export it refines (for usmr export)
@@ -94,6 +95,11 @@ def load_locator_recipe(path, overrides=()):
             raise ConfigError(f"{path}: `training.{key}` must be a number > 0 (YAML reads 3e-4 "
                               f"as text: write 3.0e-4), got {train[key]!r}")
     model = recipe["model"]
+    tail = model["tail_filters"]
+    if isinstance(tail, bool) or not isinstance(tail, int) or tail < 0:
+        raise ConfigError(f"{path}: `model.tail_filters` must be an integer >= 0, got {tail!r}")
+    if tail and model["stem_stride"] <= 1:
+        raise ConfigError(f"{path}: `model.tail_filters` needs `model.stem_stride` > 1")
     if model["stage"] not in ("locate", "refine"):
         raise ConfigError(f"{path}: `model.stage` must be locate or refine, got {model['stage']!r}")
     if model["stage"] == "refine":
@@ -188,7 +194,9 @@ def train_locator(recipe, out_dir):
             # shipped refiner further), else from its first pass (as version 2 was made).
             part = ("refiner" if model_cfg["stage"] == "refine" and export_has_refiner(initial)
                     else "first_pass")
-            assign_from_export(model, initial, part=part)
+            # A model with a full-resolution tail may start from one without it (new tail).
+            assign_from_export(model, initial, part=part,
+                               new_tail=bool(model_cfg["tail_filters"]))
         else:
             model.load_weights(str(initial))
     total = train["epochs"] * train["steps_per_epoch"]

@@ -94,6 +94,46 @@ def test_initial_weights_from_an_export_must_match_the_architecture(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_a_full_resolution_tail_warm_starts_from_a_locator_without_one(tmp_path):
+    from usmr_tf.errors import ConfigError
+    from usmr_tf.models.head_locator.head_locator_export import assign_from_export, export_locator
+    from usmr_tf.models.head_locator.head_locator_training import build_locator
+
+    arch = {"base_filters": 4, "depth": 2, "stem_stride": 2, "height": 64, "width": 64}
+    plain = build_locator(arch)
+    export_locator(plain, tmp_path, "plain")
+    tailed = build_locator({**arch, "tail_filters": 3})
+    fresh = {v.path: v.numpy() for v in tailed.weights}
+    with pytest.raises(ConfigError, match="layers"):  # not without saying so
+        assign_from_export(tailed, tmp_path / "plain")
+    assign_from_export(tailed, tmp_path / "plain", new_tail=True)
+    source = {v.path: v.numpy() for v in plain.weights}
+    for v in tailed.weights:
+        name = v.path.split("/")[-2]
+        if name.startswith("tail_") or name == "head_logits":  # new, or another width
+            np.testing.assert_array_equal(v.numpy(), fresh[v.path])
+        else:
+            np.testing.assert_array_equal(v.numpy(), source[v.path])
+    # only tail layers may be missing: another U-Net is still refused
+    with pytest.raises(ConfigError, match="layers"):
+        assign_from_export(build_locator({**arch, "base_filters": 8, "tail_filters": 3}),
+                           tmp_path / "plain", new_tail=True)
+
+
+def test_recipe_checks_tail_filters(tmp_path):
+    from usmr_tf.errors import ConfigError
+    from usmr_tf.models.head_locator.head_locator_training import load_locator_recipe
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: locate\nmodel: {tail_filters: 16}\n")
+    assert load_locator_recipe(recipe)["model"]["tail_filters"] == 16
+    for bad in ("model.tail_filters=-1", "model.tail_filters=true"):
+        with pytest.raises(ConfigError, match="tail_filters"):
+            load_locator_recipe(recipe, [bad])
+    with pytest.raises(ConfigError, match="stem_stride"):
+        load_locator_recipe(recipe, ["model.stem_stride=1"])
+
+
 def test_export_with_a_refiner_reads_back_its_first_pass(tmp_path):
     import json
 
