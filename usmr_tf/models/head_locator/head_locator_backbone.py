@@ -12,8 +12,9 @@ resizes the logits back to the input's size.
 output up-sampled to the input's size (a transposed convolution), concatenated with a 3x3
 convolution of the image itself, and two 3x3 conv + batch norm + ReLU of ``tail_filters``
 channels: features ``[B, H, W, tail_filters]``, so the logits are the image's own pixels'
-instead of a bilinear up-sampling (``output_stride`` 1). About +25 % compute at
-``tail_filters=16`` on a ``base_filters=24`` U-Net. Its layers are all named ``tail_*``: a
+instead of a bilinear up-sampling (``output_stride`` 1). +28 % FLOPs at ``tail_filters=16``
+on a ``base_filters=24``, depth-4 U-Net (5.69 vs 4.46 GFLOP a 256x320 frame, measured with
+``usmr_tf.models.flops.graph_flops``). Its layers are all named ``tail_*``: a
 locator without a tail can warm-start one with it (``assign_from_export(..., new_tail=True)``).
 """
 

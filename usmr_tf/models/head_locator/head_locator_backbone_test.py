@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from usmr_tf.models.head_locator.head_locator_backbone import HeadLocatorBackbone
 
@@ -13,8 +14,6 @@ def test_features_at_half_resolution_and_config_round_trip():
 
 
 def test_full_resolution_tail_gives_features_at_the_input_size():
-    import pytest
-
     backbone = HeadLocatorBackbone(base_filters=4, depth=2, stem_stride=2, tail_filters=3,
                                    input_shape=(32, 48, 1))
     x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 48, 1)).astype(np.float32)

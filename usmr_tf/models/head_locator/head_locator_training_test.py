@@ -94,6 +94,7 @@ def test_initial_weights_from_an_export_must_match_the_architecture(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.slow  # an option off by default (~25 s): the slow set (docs/testing.md)
 def test_a_full_resolution_tail_warm_starts_from_a_locator_without_one(tmp_path):
     from usmr_tf.errors import ConfigError
     from usmr_tf.models.head_locator.head_locator_export import assign_from_export, export_locator
