@@ -68,9 +68,12 @@ class HeadLocatorBackbone(keras.Model):
         super().__init__(inputs=inputs, outputs=x, **kwargs)
         self.base_filters, self.depth, self.stem_stride = int(base_filters), int(depth), int(stem_stride)
         self.tail_filters = int(tail_filters)
-        # the features' stride against the input (1: the logits need no up-sampling)
-        self.output_stride = 1 if self.tail_filters else self.stem_stride
         self.input_shape_ = tuple(input_shape)
+
+    @property
+    def output_stride(self):
+        """The features' stride against the input (1: the logits need no up-sampling)."""
+        return 1 if self.tail_filters else self.stem_stride
 
     def get_config(self):
         return {"name": self.name, "base_filters": self.base_filters, "depth": self.depth,
