@@ -12,7 +12,6 @@ import argparse
 import pathlib
 import sys
 
-import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -21,11 +20,6 @@ from usmr_tf.data.hc18 import load_annotation  # noqa: E402
 from usmr_tf.data.images import load_image  # noqa: E402
 from usmr_tf.metrics.head_measures import outline  # noqa: E402
 from usmr_tf.models.head_locator.head_locator_presets import LocatorRunner  # noqa: E402
-
-
-def _closed(ellipse):
-    points = outline(ellipse, 360)
-    return np.vstack([points, points[:1]]).T  # (x row, y row), back to the first point
 
 
 def main(argv=None):
@@ -50,10 +44,10 @@ def main(argv=None):
         ann = load_annotation(path.with_name(path.stem + "_Annotation.png"))
         loc = runner.locate(image)
         ax.imshow(image, cmap="gray")
-        ax.plot(*_closed((loc.cx, loc.cy, loc.a, loc.b, loc.angle)), "r-", lw=0.8,
-                label="located")
-        ax.plot(*_closed((ann.center[1], ann.center[0], ann.a, ann.b, ann.angle)), "c--",
-                lw=0.8, label="annotation")
+        located = (loc.cx, loc.cy, loc.a, loc.b, loc.angle)
+        annotated = (ann.center[1], ann.center[0], ann.a, ann.b, ann.angle)
+        ax.plot(*outline(located, 360, closed=True).T, "r-", lw=0.8, label="located")
+        ax.plot(*outline(annotated, 360, closed=True).T, "c--", lw=0.8, label="annotation")
         ax.set_title(f"{name} (score {loc.score:.2f})", fontsize=9)
         ax.axis("off")
     axes[0][0].legend(fontsize=8, loc="lower left")

@@ -147,18 +147,12 @@ def load_held_out(data, out):
 LOCATOR = "fetal_head_locator"
 
 
-def _ellipse_xy(cx, cy, a, b, angle, n=200):
-    t = np.linspace(0, 2 * np.pi, n)
-    cos, sin = np.cos(angle), np.sin(angle)
-    return (cx + a * np.cos(t) * cos - b * np.sin(t) * sin,
-            cy + a * np.cos(t) * sin + b * np.sin(t) * cos)
-
-
 def raw_scan_demo(data, out, n=4):
     """Raw HC18 images -> located head -> MR in the image's frame; returns the figure path."""
     from usmr_tf.data.hc18 import annotation_path, load_annotation
     from usmr_tf.data.images import load_image
     from usmr_tf.export import synthesis
+    from usmr_tf.metrics.head_measures import outline
     from usmr_tf.models.head_locator.head_locator_presets import load_locator
     from usmr_tf.presets import from_preset
 
@@ -177,11 +171,12 @@ def raw_scan_demo(data, out, n=4):
         annotation = annotation_path(path)
         if annotation.is_file():
             e = load_annotation(annotation)
-            ax_us.plot(*_ellipse_xy(e.center[1], e.center[0], e.a, e.b, e.angle), "c--", lw=1)
+            annotated = (e.center[1], e.center[0], e.a, e.b, e.angle)
+            ax_us.plot(*outline(annotated, 200, closed=True).T, "c--", lw=1)
         if not location.found:
             ax_mr.set_title(f"refused: {location.refusal}", fontsize=7)
             continue
-        ax_us.plot(*_ellipse_xy(*location.ellipse), "y-", lw=1.2)
+        ax_us.plot(*outline(location.ellipse, 200, closed=True).T, "y-", lw=1.2)
         us, transform = synthesis.located_image_slice(path, location, model.image_size)
         mr = synthesis.mask_aligned_mr(synthesis.predict_batched(model, us[None])[0], transform)
         grey = synthesis.to_uint8(synthesis.unalign_mr(mr, transform))

@@ -31,13 +31,15 @@ def filled_ellipse(shape, ellipse):
     return (u / a) ** 2 + (v / b) ** 2 <= 1.0
 
 
-def outline(ellipse, n=1440):
-    """``[n, 2]`` (x, y) points on the ellipse."""
+def outline(ellipse, n=1440, closed=False):
+    """``[n, 2]`` (x, y) points on the ellipse; ``closed``: ``[n + 1, 2]``, back to the first
+    point (a curve to draw)."""
     cx, cy, a, b, angle = ellipse
     t = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
     cos, sin = math.cos(angle), math.sin(angle)
-    return np.stack([cx + a * np.cos(t) * cos - b * np.sin(t) * sin,
-                     cy + a * np.cos(t) * sin + b * np.sin(t) * cos], axis=1)
+    points = np.stack([cx + a * np.cos(t) * cos - b * np.sin(t) * sin,
+                       cy + a * np.cos(t) * sin + b * np.sin(t) * cos], axis=1)
+    return np.vstack([points, points[:1]]) if closed else points
 
 
 def hausdorff(e1, e2, n=1440):
