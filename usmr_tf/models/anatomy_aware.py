@@ -11,7 +11,9 @@ Options beyond the paper (off by default, so the paper's configuration stays rep
 docs/models.md, "Against mode collapse"): `diff_augment=True` augments every image
 discriminator's inputs (`usmr_tf/layers/diff_augment.py`); `nce_weight > 0` adds `loss_nce`,
 a per-patch contrastive form of the bi-directional latent consistency between encoder-A
-features of the US and encoder-D features of the synthesized MR (`usmr_tf/layers/patch_nce.py`).
+features of the US and encoder-D features of the synthesized MR (`usmr_tf/layers/patch_nce.py`);
+`mr_skip_drop=n > 0` withholds encoder-A's n finest skip connections from decoder-C
+(`AnatomyAwareGenerator`).
 
 Ablations of Table 1 (the sub-layers are not created when off):
 `use_bilatent=False` -> no D_bi / L_bi ("w/o bi-lat"); `use_structural=False` -> no EdgeNet,
@@ -58,6 +60,7 @@ class AnatomyAwareSynthesis(SynthesisModel):
         nce_weight=0.0,
         nce_patches=256,
         nce_temperature=0.07,
+        mr_skip_drop=0,
         seed=None,
         **kwargs,
     ):
@@ -88,9 +91,11 @@ class AnatomyAwareSynthesis(SynthesisModel):
             depth=d,
             attention_level=attention_level,
             use_attention=self.use_attention,
+            mr_skip_drop=mr_skip_drop,
             seed=sub_seed(seed, "generator"),
             name="generator",
         )
+        self.mr_skip_drop = self.generator.mr_skip_drop
         self.attention_level = self.generator.attention_level
         # Decoder-B after the attention stage (or all of it): training only (US reconstruction).
         first = self.attention_level + 1 if self.use_attention else 0
@@ -228,5 +233,6 @@ class AnatomyAwareSynthesis(SynthesisModel):
             nce_weight=self.nce_weight,
             nce_patches=self.nce_patches,
             nce_temperature=self.nce_temperature,
+            mr_skip_drop=self.mr_skip_drop,
         )
         return config

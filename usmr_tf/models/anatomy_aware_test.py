@@ -242,3 +242,36 @@ def test_diff_augment_policy_subset_is_kept_and_checked():
     assert AnatomyAwareSynthesis.from_config(m.get_config()).diff_augment == "translation,cutout"
     with pytest.raises(ValueError, match="subset"):
         AnatomyAwareSynthesis(**TINY, seed=0, diff_augment="rotate")
+
+
+@pytest.mark.parametrize("attention_level", [0, None])
+def test_mr_skip_drop_withholds_the_finest_skip_from_decoder_c(phantom_batch, attention_level):
+    us = tf.constant(phantom_batch[0][:2])
+    kwargs = dict(attention_level=attention_level) if attention_level is not None else \
+        dict(use_attention=False)
+
+    def skip_gradient(drop):
+        m = AnatomyAwareSynthesis(**TINY, mr_skip_drop=drop, seed=0, **kwargs)
+        gen = m.generator
+        decoder = gen.mr_decoder_top if gen.use_attention else gen.mr_decoder
+        conv = decoder.blocks[-1].convs[0]  # the full-resolution stage: [up(x), skip level 0]
+        up_channels = decoder.stage_filters(TINY["depth"] - 1)
+        with tf.GradientTape() as tape:
+            synth = m(us)
+            loss = tf.reduce_mean(tf.square(synth - 0.3))
+        grad = tape.gradient(loss, conv.kernel).numpy()
+        return m, np.abs(grad[:, :, up_channels:]).max(), np.abs(grad[:, :, :up_channels]).max()
+
+    m, skip, up = skip_gradient(1)
+    assert skip == 0.0 and up > 0.0  # the skip's input channels see zeros: no gradient at all
+    _, skip0, _ = skip_gradient(0)
+    assert skip0 > 0.0  # the paper's generator: the same channels carry encoder-A's features
+    # decoder-B (US reconstruction, L_lat) still gets the full-resolution skip
+    out = m.forward(us)
+    assert all(np.any(np.asarray(s) != 0) for s in out["skips"])
+    config = m.get_config()
+    assert config["mr_skip_drop"] == 1 and m.generator.get_config()["mr_skip_drop"] == 1
+    assert AnatomyAwareSynthesis.from_config(config).generator.mr_skip_drop == 1
+    for bad in (-1, TINY["depth"] + 1, 1.5, True):
+        with pytest.raises(ValueError, match="mr_skip_drop"):
+            AnatomyAwareSynthesis(**TINY, mr_skip_drop=bad, seed=0)

@@ -83,6 +83,11 @@ class AnatomyAwareGenerator(_BuiltInInit):
     `attention_level` is the decoder stage (0 = coarsest, right after the first up-conv, at
     `image_size / 2**(depth-1)`; `depth-1` = full resolution) where decoder-B features guide
     decoder-C. The attention map is `N x N` with `N = (image_size / 2**(depth-1-level))**2`.
+
+    `mr_skip_drop` (beyond the paper, default 0): decoder-C receives zeros in place of
+    encoder-A's skip connections at its `mr_skip_drop` finest levels (1 = the full-resolution
+    one), so the US's fine intensities reach the MR only through the coarser features;
+    decoder-B keeps every skip (docs/models.md). The layers keep their shapes.
     """
 
     def __init__(
@@ -92,11 +97,17 @@ class AnatomyAwareGenerator(_BuiltInInit):
         depth=4,
         attention_level=1,
         use_attention=True,
+        mr_skip_drop=0,
         seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.image_size, self.depth = check_image_size(image_size, depth)
+        if isinstance(mr_skip_drop, bool) or int(mr_skip_drop) != mr_skip_drop or not \
+                0 <= int(mr_skip_drop) <= self.depth:
+            raise ValueError(f"mr_skip_drop must be an integer in [0, depth] = [0, {self.depth}], "
+                             f"got {mr_skip_drop!r}")
+        self.mr_skip_drop = int(mr_skip_drop)
         self.base_filters = int(base_filters)
         self.attention_level = int(attention_level)
         if not 0 <= self.attention_level < self.depth:
@@ -136,18 +147,25 @@ class AnatomyAwareGenerator(_BuiltInInit):
             self.cross_modal_attention.build((f_shape, f_shape))
             self.mr_decoder_top.build((f_shape, enc_shapes[1]))
 
+    def mr_skips(self, skips):
+        """The skips decoder-C sees: zeros at the `mr_skip_drop` finest levels (level 0 =
+        full resolution), encoder-A's own elsewhere."""
+        return [keras.ops.zeros_like(s) if level < self.mr_skip_drop else s
+                for level, s in enumerate(skips)]
+
     def forward(self, us, training=None):
         """Returns `latent` (y), `skips`, `synth_mr` and, with attention, `us_features` (f_U)."""
         latent, skips = self.anatomy_encoder(us, training=training)  # y = F(x_U)
         out = {"latent": latent, "skips": skips}
+        mr_skips = self.mr_skips(skips)
         if self.use_attention:
             f_u = self.us_decoder((latent, skips), training=training)  # decoder-B (R-US)
-            f_m = self.mr_decoder((latent, skips), training=training)  # decoder-C (S-MR)
+            f_m = self.mr_decoder((latent, mr_skips), training=training)  # decoder-C (S-MR)
             f_m = self.cross_modal_attention([f_u, f_m])
             out["us_features"] = f_u
-            out["synth_mr"] = self.mr_decoder_top((f_m, skips), training=training)
+            out["synth_mr"] = self.mr_decoder_top((f_m, mr_skips), training=training)
         else:
-            out["synth_mr"] = self.mr_decoder((latent, skips), training=training)
+            out["synth_mr"] = self.mr_decoder((latent, mr_skips), training=training)
         return out
 
     def call(self, us, training=None):
@@ -161,6 +179,7 @@ class AnatomyAwareGenerator(_BuiltInInit):
             depth=self.depth,
             attention_level=self.attention_level,
             use_attention=self.use_attention,
+            mr_skip_drop=self.mr_skip_drop,
             seed=self.seed,
         )
         return config
