@@ -29,11 +29,11 @@ from usmr_tf.metrics.carryover import bright_share, carryover  # noqa: E402
 NOTICE = "research numbers, not for diagnosis"
 
 
-def synthesize(model_dir, us, batch=16):
+def synthesize(model_dir, us):
     from usmr_tf.export.runtimes import SavedModelRunner
+    from usmr_tf.export.synthesis import predict_batched
 
-    model = SavedModelRunner(pathlib.Path(model_dir))
-    return np.concatenate([np.asarray(model(us[i:i + batch])) for i in range(0, len(us), batch)])
+    return predict_batched(SavedModelRunner(pathlib.Path(model_dir)), us)
 
 
 def figure(us, synth, path, erode, bright, title, n=8):

@@ -4,10 +4,13 @@ Trains each column with `usmr_tf.evaluation.reproduce.train_column` under one `B
 steps, batch, size, base filters, seed) and scores it on the same held-out phantoms against
 their paired ground truth (PSNR, SSIM), with diversity and SWD, plus the identity row (US
 passed through). Columns: `cyclegan`, `ours` (the paper's objective), `ours_da_tc` (`ours`
-+ DiffAugment translation and cutout: preset version 2's configuration) and `preset_v3` (the
++ DiffAugment translation and cutout: preset version 2's configuration), `ours_da_tc_ema`
+(that + an EMA of the generator's weights, 0.999, used for inference), `ours_da_tc_skip1`
+(that without decoder-C's full-resolution skip, `model.mr_skip_drop: 1`) and `preset_v3` (the
 model section of `recipes/preset_fetal_hc18_v3.yaml`: that + lambda_rec 5). Recipes are copied
 from `recipes/` with `training.mixed_precision` set (`--precision`); the budget's overrides
-(steps, size, base filters, seed) apply to every column.
+(steps, size, base filters, seed) apply to every column. `--seed` draws other phantoms
+(training and test) and another initialisation: the spread of a column over seeds.
 
     .venv/bin/python benchmarks/phantom_budget.py --steps 2000 --size 64 --out /tmp/ph2000.json
 
@@ -32,6 +35,8 @@ COLUMNS = {  # column -> (recipe in recipes/, model overrides)
     "cyclegan": ("cyclegan", {}),
     "ours": ("ours", {}),
     "ours_da_tc": ("ours_da", {"diff_augment": "translation,cutout"}),
+    "ours_da_tc_ema": ("ours_da", {"diff_augment": "translation,cutout", "ema_decay": 0.999}),
+    "ours_da_tc_skip1": ("ours_da", {"diff_augment": "translation,cutout", "mr_skip_drop": 1}),
     "preset_v3": ("ours_da", "preset_fetal_hc18_v3"),  # the preset recipe's model section
 }
 KEYS = ("psnr", "ssim", "diversity", "swd")
@@ -52,15 +57,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="phantoms' and training's seed (default 0: the documented runs)")
     parser.add_argument("--precision", default="mixed_bfloat16",
                         choices=["float32", "mixed_bfloat16"])
     parser.add_argument("--columns", nargs="+", default=list(COLUMNS), choices=list(COLUMNS))
     parser.add_argument("--work-dir", default=None, help="training runs (default: a temp folder)")
     parser.add_argument("--out", default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
-    budget = rp.Budget(steps=args.steps, image_size=args.size)
+    budget = rp.Budget(steps=args.steps, image_size=args.size, seed=args.seed)
     ev = rp.phantom_eval_set(budget, n_eval=32, n_reference=96)
-    out = {}
+    out = {"seed": args.seed, "steps": args.steps}
     with tempfile.TemporaryDirectory() as tmp:
         recipes, work = pathlib.Path(tmp) / "recipes", pathlib.Path(args.work_dir or tmp)
         recipes.mkdir()

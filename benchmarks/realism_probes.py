@@ -15,7 +15,8 @@ same seed, into
 ``WORK/NAME`` (resumable: `usmr train` resumes a killed run, a finished probe is not rerun),
 exported, and scored with `usmr evaluate` (realism test, SWD, diversity; identity and real-MR
 rows) against three MR sets: the data's test split (an MR subject of a training source), its
-held-out source (the MIAL fetus) and the CRL atlas. Prints one table, writes the JSON.
+held-out source (the MIAL fetus) and the CRL atlas, plus the US brightness carry-over of the
+test outputs (`usmr_tf.metrics.carryover`). Prints one table, writes the JSON.
 A measurement, not a test. Research images only, not for diagnosis.
 """
 
@@ -37,6 +38,8 @@ PROBES = {
     "no_da": ["model.diff_augment=false"],     # the paper's model without DiffAugment
     "ema": ["model.ema_decay=0.999"],          # inference from an EMA of the generator
     "no_da_ema": ["model.diff_augment=false", "model.ema_decay=0.999"],
+    "skip1": ["model.mr_skip_drop=1"],         # decoder-C without the full-resolution skip
+    "skip2": ["model.mr_skip_drop=2"],         # ... and without the next one
 }
 SETS = ("test", "heldout", "crl")
 
@@ -79,6 +82,20 @@ def score(name, run_dir, work, data, crl, real_mr):
     return result
 
 
+def carryover_of(model_dir, data):
+    """`usmr_tf.metrics.carryover` of the probe's export on the data's test US."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from usmr_tf.export.runtimes import SavedModelRunner
+    from usmr_tf.export.synthesis import predict_batched
+    from usmr_tf.metrics.carryover import carryover
+
+    us = np.load(data / "us" / "test.npy")
+    synth = predict_batched(SavedModelRunner(model_dir), us)
+    return carryover(us, synth, erode=5)  # 5 px at 64 px = the 10 px used at 128 px
+
+
 def rows_of(result):
     """{row: {metric: value}} of one evaluate JSON (model, identity, real MR)."""
     return {"model": result["metrics"], **(result.get("references") or {})}
@@ -115,6 +132,8 @@ def main(argv=None):
         line = "  ".join(
             f"{which}: realism {table[name][which]['model'].get('realism', float('nan')):.3f} "
             f"swd {table[name][which]['model']['swd']:.1f}" for which in SETS)
+        table[name]["carryover"] = carryover_of(work / "models" / f"probe_{name}", data)
+        line += f"  carry-over corr {table[name]['carryover']['corr']:.3f}"
         print(f"{name:8s} {line}", flush=True)
     summary = {"steps": args.steps, "image_size": 64, "precision": args.precision,
                "data": str(data), "crl": str(crl),
