@@ -21,6 +21,8 @@ alignment of US volumes is not done: align them before). An existing output is k
 diagnosis.
 """
 
+import errno
+import os
 import pathlib
 import shutil
 import sys
@@ -109,24 +111,32 @@ def _check_aligned_inputs(files):
 def _check_writable(out):
     """Fails now, before the model is loaded, if `out` cannot be created (a file where its
     folder should be, a read-only folder): no output is written when one of them cannot be."""
-    from usmr_tf.atomic import atomic_path
+    from usmr_tf.atomic import atomic_path, cannot_write
 
     parent = out.parent
     missing = []
     while not parent.exists() and parent != parent.parent:
         missing.append(parent)
         parent = parent.parent
+    if not missing:
+        try:
+            with atomic_path(out):  # a temp file beside `out`, removed; `out` is not touched
+                raise _Probed()
+        except _Probed:
+            pass
+        return
+    # Folders to be made: probe their nearest existing ancestor and make none now. (Making
+    # them and removing them again raced with another run that had just made the same ones:
+    # its output folder vanished under it.)
+    if not parent.is_dir():
+        raise cannot_write(out, NotADirectoryError(errno.ENOTDIR, "Not a directory",
+                                                   str(missing[-1])))
     try:
-        with atomic_path(out):  # a temp file beside `out`, removed; `out` is not touched
-            raise _Probed()
-    except _Probed:
-        pass
-    finally:
-        for folder in missing:  # leave no empty folders behind
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{out.name}.")
+    except OSError as exc:
+        raise cannot_write(out, exc) from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 class _Probed(Exception):

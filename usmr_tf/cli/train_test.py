@@ -49,6 +49,7 @@ def _epochs_in_csv(path):
         return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow  # ~60 s: a CLI run killed and resumed; the in-process resume test stays default
 def test_killed_run_resumes_from_its_backup(tmp_path):
     out = tmp_path / "run"
     epochs = 4

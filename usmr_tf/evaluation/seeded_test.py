@@ -56,6 +56,7 @@ def _wait(proc):
     return out
 
 
+@pytest.mark.slow  # ~75 s: toy Table 1 cells trained, killed and resumed (docs/testing.md)
 def test_cells_resume_summarize_and_judge_the_claims(tmp_path, repo_root):
     cache = _toy_cache(tmp_path / "cache")
     record_path = tmp_path / "table1.json"

@@ -12,6 +12,9 @@ MR that keeps the US's brightness ranking is not MR-like there, whatever its tex
 - ``bright_us_percentile``: where those bright MR pixels sit in the US's brightness ranking of
   the same head (0.5 = unrelated, 1 = the US's brightest pixels).
 
+Heads under 50 pixels after erosion are skipped (``n`` counts the rest); a value with no head
+to average over is None.
+
 `bright_share(mr)` is the same share for real MR slices (their own masks). Images in the
 project convention (``[N, H, W, 1]``, -1 = background). Research measurements.
 `benchmarks/intensity_carryover.py` prints them for exports; docs/metrics.md has figures.
@@ -48,7 +51,8 @@ def carryover(us, synth, erode=10, bright=0.3):
         if (s > bright).any():
             ranks = u.argsort().argsort() / max(len(u) - 1, 1)
             pct.append(float(ranks[s > bright].mean()))
-    return {"corr": float(np.mean(corr)) if corr else None, "bright_share": float(np.mean(share)),
+    return {"corr": float(np.mean(corr)) if corr else None,
+            "bright_share": float(np.mean(share)) if share else None,
             "bright_us_percentile": float(np.mean(pct)) if pct else None, "n": len(share)}
 
 
@@ -59,4 +63,4 @@ def bright_share(mr, erode=10, bright=0.3):
         mask = interior(image, erode)
         if mask.sum() >= 50:
             shares.append(float((image[mask] > bright).mean()))
-    return {"bright_share": float(np.mean(shares)), "n": len(shares)}
+    return {"bright_share": float(np.mean(shares)) if shares else None, "n": len(shares)}

@@ -39,3 +39,10 @@ def test_bad_input_is_refused():
         co.carryover(us, us[:1])
     with pytest.raises(DataError):
         co.carryover(us, np.full_like(us, np.nan))
+
+
+def test_no_head_gives_none_not_nan():
+    blank = np.full((2, 32, 32), -1.0, np.float32)
+    r = co.carryover(blank, blank)
+    assert r["n"] == 0 and r["corr"] is None and r["bright_share"] is None
+    assert co.bright_share(blank)["bright_share"] is None

@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 MODELS = ("ae", "gan", "cyclegan", "ours")
 
 SCRIPT = r"""
@@ -48,6 +50,7 @@ print("REPORT " + json.dumps(report))
 """
 
 
+@pytest.mark.slow  # ~105 s: four families fitted twice in a subprocess (docs/testing.md)
 def test_every_model_fits_deterministically(repo_root):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(

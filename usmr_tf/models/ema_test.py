@@ -72,6 +72,7 @@ def test_checkpoint_and_config_carry_the_average(tmp_path, phantom_batch):
                    for a, b in zip(model.generator.weights, again.ema_generator.weights))
 
 
+@pytest.mark.slow  # ~50 s, an option off by default (docs/testing.md)
 def test_mirrored_replicas_keep_one_average(phantom_batch):
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:

@@ -135,6 +135,7 @@ def test_recipe_checks_tail_filters(tmp_path):
         load_locator_recipe(recipe, ["model.stem_stride=1"])
 
 
+@pytest.mark.slow  # ~60 s: two trainings and an export (docs/testing.md)
 def test_export_with_a_refiner_reads_back_its_first_pass(tmp_path):
     import json
 
