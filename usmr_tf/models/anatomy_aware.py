@@ -13,7 +13,8 @@ discriminator's inputs (`usmr_tf/layers/diff_augment.py`); `nce_weight > 0` adds
 a per-patch contrastive form of the bi-directional latent consistency between encoder-A
 features of the US and encoder-D features of the synthesized MR (`usmr_tf/layers/patch_nce.py`);
 `mr_skip_drop=n > 0` withholds encoder-A's n finest skip connections from decoder-C
-(`AnatomyAwareGenerator`).
+(`AnatomyAwareGenerator`); `lambda_proj` weighs L_proj (Eq. 6) apart from L_lat (Eq. 2), which
+the paper weighs with one lambda (None, the default: `lambda_rec` for both).
 
 Ablations of Table 1 (the sub-layers are not created when off):
 `use_bilatent=False` -> no D_bi / L_bi ("w/o bi-lat"); `use_structural=False` -> no EdgeNet,
@@ -35,6 +36,19 @@ from usmr_tf.models.gan_losses import (
     l1_per_example,
 )
 from usmr_tf.models.generators import AnatomyAwareGenerator
+
+
+def _check_lambda_proj(value):
+    """None (the paper: L_proj weighed by lambda_rec) or a finite number >= 0."""
+    if value is None:
+        return None
+    try:
+        weight = float(value)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if isinstance(value, bool) or not 0.0 <= weight < float("inf"):
+        raise ValueError(f"lambda_proj must be None or a number >= 0, got {value!r}")
+    return weight
 
 
 @keras.saving.register_keras_serializable(package="usmr_tf")
@@ -61,6 +75,7 @@ class AnatomyAwareSynthesis(SynthesisModel):
         nce_patches=256,
         nce_temperature=0.07,
         mr_skip_drop=0,
+        lambda_proj=None,
         seed=None,
         **kwargs,
     ):
@@ -80,6 +95,9 @@ class AnatomyAwareSynthesis(SynthesisModel):
         if self.nce_weight < 0:
             raise ValueError(f"nce_weight must be >= 0, got {nce_weight}")
         self.nce_patches = int(nce_patches)
+        # Beyond the paper (issue 18): the weight of L_proj (Eq. 5-6) apart from L_lat's
+        # (Eq. 1-2); None keeps the paper's single lambda = lambda_rec for both.
+        self.lambda_proj = _check_lambda_proj(lambda_proj)
         self.nce_temperature = float(nce_temperature)
         self.use_bilatent = bool(use_bilatent)
         self.use_structural = bool(use_structural)
@@ -175,6 +193,7 @@ class AnatomyAwareSynthesis(SynthesisModel):
     def compute_loss_terms(self, us, mr, training=False):
         self._require_mr(mr)
         lam, form = self.lambda_rec, self.gan_loss
+        lam_proj = lam if self.lambda_proj is None else self.lambda_proj
         out = self.forward(us, training=training)
         synth = out["synth_mr"]
         g, d = {}, {}
@@ -190,7 +209,7 @@ class AnatomyAwareSynthesis(SynthesisModel):
             fake_e = self.structural_discriminator(self.edge_net(synth_in), training=training)
             g["loss_stru"] = (1.0, [generator_adversarial_loss(fake_e, form)])  # Eq. 4
         # Reverse objective L_r = lambda L_proj + L_app^back + L_bi (Eq. 5).
-        g["loss_proj"] = (lam, [l1_per_example(out["back_us"], us)])  # Eq. 6
+        g["loss_proj"] = (lam_proj, [l1_per_example(out["back_us"], us)])  # Eq. 6
         real_b = self.back_appearance_discriminator(self._d_input(us, 2, training), training=training)
         fake_b = self.back_appearance_discriminator(
             self._d_input(out["back_us"], 3, training), training=training
@@ -234,5 +253,6 @@ class AnatomyAwareSynthesis(SynthesisModel):
             nce_patches=self.nce_patches,
             nce_temperature=self.nce_temperature,
             mr_skip_drop=self.mr_skip_drop,
+            lambda_proj=self.lambda_proj,
         )
         return config

@@ -275,3 +275,27 @@ def test_mr_skip_drop_withholds_the_finest_skip_from_decoder_c(phantom_batch, at
     for bad in (-1, TINY["depth"] + 1, 1.5, True):
         with pytest.raises(ValueError, match="mr_skip_drop"):
             AnatomyAwareSynthesis(**TINY, mr_skip_drop=bad, seed=0)
+
+
+def test_lambda_proj_weighs_l_proj_apart_from_l_lat(phantom_batch):
+    us, mr, _ = (a[:3] for a in phantom_batch)
+    paper = AnatomyAwareSynthesis(**TINY, seed=1)
+    split = AnatomyAwareSynthesis(**TINY, lambda_proj=2.0, seed=1)  # same seed: same weights
+    g_paper, _, _ = paper.compute_loss_terms(us, mr)
+    g_split, _, _ = split.compute_loss_terms(us, mr)
+    assert g_paper["loss_proj"][0] == LAM and g_paper["loss_lat"][0] == LAM  # Eq. 1, 5: one lambda
+    assert g_split["loss_proj"][0] == 2.0 and g_split["loss_lat"][0] == LAM
+    logs_paper = {k: float(v) for k, v in paper.test_step((us, mr)).items()}
+    logs_split = {k: float(v) for k, v in split.test_step((us, mr)).items()}
+    assert logs_split["loss_proj"] == pytest.approx(logs_paper["loss_proj"], rel=1e-5)
+    # g_loss drops by exactly (10 - 2) * L_proj: the weight reaches the objective
+    want = logs_paper["g_loss"] - (LAM - 2.0) * logs_paper["loss_proj"]
+    assert logs_split["g_loss"] == pytest.approx(want, rel=1e-4)
+    assert paper.get_config()["lambda_proj"] is None
+    config = split.get_config()
+    assert config["lambda_proj"] == 2.0
+    assert AnatomyAwareSynthesis.from_config(config).lambda_proj == 2.0
+    assert AnatomyAwareSynthesis(**TINY, lambda_proj=0, seed=0).lambda_proj == 0.0
+    for bad in (-1.0, float("nan"), float("inf"), True, "ten"):
+        with pytest.raises(ValueError, match="lambda_proj"):
+            AnatomyAwareSynthesis(**TINY, lambda_proj=bad, seed=0)
