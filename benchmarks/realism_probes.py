@@ -48,6 +48,8 @@ PROBES = {
     "skip2": ["model.mr_skip_drop=2"],         # ... and without the next one
     "proj1": ["model.lambda_proj=1.0"],        # L_proj (Eq. 6) at 1, L_lat (Eq. 2) kept at 10
     "proj0": ["model.lambda_proj=0.0"],        # no L_proj: is it what keeps the US's ranking?
+    # content kept by PatchNCE feature correspondence instead of L_proj's pixel inversion
+    "proj0_nce": ["model.lambda_proj=0.0", "model.nce_weight=1.0"],
 }
 SETS = ("test", "heldout", "crl")
 
