@@ -93,8 +93,9 @@ def score(name, run_dir, work, data, crl, real_mr, deformation=False):
             mr = ["--mr", str(crl), "--mr-split", "train", "--mr-reference", str(real_mr)] \
                 if which == "crl" else ["--mr", str(data), "--mr-split", which]
             # deformation (FFD registration) only against the test split's MR, when asked
+            no_deform = [] if deform else ["--no-deformation"]
             run([USMR, "evaluate", "--model", str(model), "--us", str(data), "--split", "test",
-                 *mr, *([] if deform else ["--no-deformation"]), "--max-images", "0", "--quiet", "--json", str(path)],
+                 *mr, *no_deform, "--max-images", "0", "--quiet", "--json", str(path)],
                 work / f"{name}.log")
         result[which] = json.loads(path.read_text())
     return result

@@ -95,10 +95,10 @@ class AnatomyAwareSynthesis(SynthesisModel):
         if self.nce_weight < 0:
             raise ValueError(f"nce_weight must be >= 0, got {nce_weight}")
         self.nce_patches = int(nce_patches)
+        self.nce_temperature = float(nce_temperature)
         # Beyond the paper (issue 18): the weight of L_proj (Eq. 5-6) apart from L_lat's
         # (Eq. 1-2); None keeps the paper's single lambda = lambda_rec for both.
         self.lambda_proj = _check_lambda_proj(lambda_proj)
-        self.nce_temperature = float(nce_temperature)
         self.use_bilatent = bool(use_bilatent)
         self.use_structural = bool(use_structural)
         self.use_attention = bool(use_attention)
