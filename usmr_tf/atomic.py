@@ -7,6 +7,7 @@ rename survives a power cut or a machine crash, not just the death of the proces
 """
 
 import contextlib
+import errno
 import os
 import pathlib
 import re
@@ -88,19 +89,47 @@ def write_bytes_atomic(path, data, durable=False):
     return pathlib.Path(path)
 
 
+def swap_in_dir(new, target, aside, attempts=8):
+    """Renames the folder ``new`` to ``target``. An existing ``target`` is first renamed into
+    ``aside`` (a folder of this writer's own); when another writer's folder lands on
+    ``target`` between the two renames it is moved aside too and the rename tried again, so
+    of writers racing for one target the last one wins and none fails. Returns the folders
+    moved into ``aside``, oldest first (the caller removes them). When it fails, the newest
+    folder moved aside is put back on ``target`` (if nothing else is there) before it raises."""
+    moved = []
+    try:
+        for attempt in range(attempts):
+            old = pathlib.Path(aside) / f"old-{attempt}"
+            try:
+                os.rename(target, old)
+                moved.append(old)
+            except FileNotFoundError:
+                pass
+            try:
+                os.rename(new, target)
+                return moved
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or attempt == attempts - 1:
+                    raise
+    except BaseException:
+        if moved and not os.path.lexists(target):
+            os.rename(moved[-1], target)
+        raise
+    return moved
+
+
 def replace_dir(target, write, prefix=None):
     """Writes the folder ``target`` with ``write(path)`` into a staging folder next to it,
-    then replaces ``target`` (removed first when it exists) by a rename: a failed ``write``
-    leaves ``target`` as it was and nothing half-written. Returns ``target``."""
+    then replaces ``target`` by renames (`swap_in_dir`): a failed ``write`` leaves ``target``
+    as it was and nothing half-written; two writers of one target both succeed, the last
+    one's folder stays. Returns ``target``."""
     target = pathlib.Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent,
                                             prefix=prefix or f".{target.name}."))
     try:
         write(staging / "out")
-        if target.exists():
-            shutil.rmtree(target)
-        (staging / "out").rename(target)
+        swap_in_dir(staging / "out", target, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

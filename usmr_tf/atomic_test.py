@@ -52,3 +52,50 @@ def test_replace_dir_swaps_a_folder_whole_or_not_at_all(tmp_path):
         replace_dir(target, broken)
     assert (target / "a.txt").read_text() == "two"  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging left
+
+
+def test_replace_dir_with_two_writers_racing_for_one_folder(tmp_path):
+    import threading
+
+    from usmr_tf.atomic import replace_dir
+
+    target, errors = tmp_path / "model", []
+
+    def writer(tag):
+        def write(path):
+            path.mkdir()
+            for i in range(20):
+                (path / f"f{i}.txt").write_text(tag)
+        for _ in range(40):
+            try:
+                replace_dir(target, write)
+            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=writer, args=(tag,)) for tag in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:3]  # before: FileNotFoundError / Directory not empty
+    files = list(target.iterdir())
+    assert len(files) == 20 and len({p.read_text() for p in files}) == 1  # one writer's, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_swap_in_dir_puts_the_old_folder_back_when_it_fails(tmp_path):
+    from usmr_tf.atomic import swap_in_dir
+
+    target, aside = tmp_path / "model", tmp_path / "aside"
+    target.mkdir()
+    (target / "a.txt").write_text("old")
+    aside.mkdir()
+    with pytest.raises(FileNotFoundError):
+        swap_in_dir(tmp_path / "missing", target, aside)  # the rename of the new folder fails
+    assert (target / "a.txt").read_text() == "old" and not any(aside.iterdir())
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "b.txt").write_text("new")
+    moved = swap_in_dir(new, target, aside)
+    assert [p.name for p in target.iterdir()] == ["b.txt"]
+    assert [(m / "a.txt").read_text() for m in moved] == ["old"]

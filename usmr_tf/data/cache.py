@@ -22,6 +22,7 @@ import tempfile
 
 import numpy as np
 
+from usmr_tf.atomic import swap_in_dir
 from usmr_tf.errors import DataError
 
 FORMAT = "usmr-tf/prepared-slices/1"
@@ -60,7 +61,7 @@ def write_prepared(out, parts, manifest):
             raise DataError("exists and is not a prepared dataset; refusing to replace it", out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    old = None
+    aside = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
     try:
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
         counts = {}
@@ -76,17 +77,12 @@ def write_prepared(out, parts, manifest):
                 counts[modality][split] = int(len(images))
         manifest = dict(manifest, format=FORMAT, counts=counts)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.rename(out, old)
-        os.rename(tmp, out)
+        swap_in_dir(tmp, out, aside)  # a dataset already there is moved aside, then removed
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists():
-            os.rename(old, out)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
     return out
 
 

@@ -71,3 +71,27 @@ def test_load_prepared_errors(tmp_path):
 def test_params_key_is_stable_and_sensitive():
     assert cache.params_key({"a": 1, "b": [1, 2]}) == cache.params_key({"b": [1, 2], "a": 1})
     assert cache.params_key({"a": 1}) != cache.params_key({"a": 2})
+
+
+def test_two_writers_of_one_dataset_both_succeed(tmp_path):
+    import threading
+
+    out, errors = tmp_path / "ds", []
+
+    def writer(key, n_train):
+        for _ in range(15):
+            try:
+                cache.write_prepared(out, _parts(n_train=n_train, size=8), {"key": key})
+            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=writer, args=a) for a in (("a", 3), ("b", 4))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:3]
+    manifest = cache.read_manifest(out)  # one writer's whole dataset, not a mix
+    want = {"a": 3, "b": 4}[manifest["key"]]
+    assert cache.load_prepared(out / "us", "train")[0].shape[0] == want
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # nothing hidden left behind
