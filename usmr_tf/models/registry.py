@@ -40,6 +40,23 @@ def _accepted_args(cls):
     return names | {"name", "dtype"}
 
 
+def model_defaults(name):
+    """{argument: default} of model `name`'s constructor with its fixed flags ({} for an
+    unknown name): the values a recipe that leaves a model key out trains with."""
+    if name not in MODELS:
+        return {}
+    cls, flags = MODELS[name]
+    defaults = {}
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            for key, param in inspect.signature(klass.__init__).parameters.items():
+                if param.default is not inspect.Parameter.empty:
+                    defaults.setdefault(key, param.default)
+        if klass.__name__ == "SynthesisModel":
+            break
+    return {**defaults, **flags}
+
+
 def build_model(name, **config):
     """Builds the model `name` (see `MODELS`); unknown names or options raise `ConfigError`."""
     if name not in MODELS:

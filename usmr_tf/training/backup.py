@@ -90,11 +90,24 @@ def fingerprint(recipe):
     return {"model": recipe["model"], "data": recipe["data"], "training": training}
 
 
+def _with_model_defaults(model):
+    """A recipe's `model` section with every left-out constructor argument at its default."""
+    from usmr_tf.models.registry import model_defaults
+
+    defaults = model_defaults(model.get("name"))
+    defaults.pop("image_size", None)  # set from data.image_size when the recipe leaves it out
+    return {**json.loads(json.dumps(defaults)), **model}
+
+
 def _diff(a, b, prefix=""):
     """The first `(dotted key, old, new)` where `b` differs from `a`. A `data` or `training`
     key only `b` has (a recipe key added by a newer usmr-tf, absent from an older run's
-    backup) is compared with its default, the value the older run trained with; other keys
-    only `b` has (the model's own arguments) are not compared."""
+    backup) is compared with its default, the value the older run trained with; a model
+    argument that one side leaves out is compared as its constructor default (so a run
+    started without `model.proj_pool` cannot resume with `proj_pool=4`, and one started
+    with the default written out can resume without it). `image_size` follows the data."""
+    if prefix == "model" and isinstance(a, dict) and isinstance(b, dict):
+        a, b = _with_model_defaults(a), _with_model_defaults(b)
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(a, key=str):
             found = _diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key))

@@ -24,3 +24,14 @@ def test_a_key_newer_than_the_backup_is_compared_with_its_default():
     assert backup._diff(old, new_model_key) is None
     assert backup._diff(_fingerprint(), _fingerprint("training.seed=3")) == (
         "training.seed", 0, 3)
+
+
+def test_a_model_argument_left_out_is_compared_as_its_default():
+    started = _fingerprint()  # the recipe leaves proj_pool / lambda_proj out: 1 / None
+    assert "proj_pool" not in started["model"]
+    assert backup._diff(started, _fingerprint("model.proj_pool=4")) == ("model.proj_pool", 1, 4)
+    assert backup._diff(started, _fingerprint("model.lambda_proj=0.0")) == (
+        "model.lambda_proj", None, 0.0)
+    assert backup._diff(started, _fingerprint("model.proj_pool=1")) is None  # default written out
+    assert backup._diff(_fingerprint("model.proj_pool=1"), started) is None
+    assert backup._diff(_fingerprint("model.proj_pool=4"), started) == ("model.proj_pool", 4, 1)
