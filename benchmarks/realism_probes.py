@@ -50,6 +50,8 @@ PROBES = {
     "proj0": ["model.lambda_proj=0.0"],        # no L_proj: is it what keeps the US's ranking?
     # content kept by PatchNCE feature correspondence instead of L_proj's pixel inversion
     "proj0_nce": ["model.lambda_proj=0.0", "model.nce_weight=1.0"],
+    "pool4": ["model.proj_pool=4"],            # L_proj on 4 x 4 cell means: the US's layout
+    "pool8": ["model.proj_pool=8"],            # ... on 8 x 8 cells (at 64 px: an 8 x 8 image)
 }
 SETS = ("test", "heldout", "crl")
 

@@ -14,7 +14,9 @@ a per-patch contrastive form of the bi-directional latent consistency between en
 features of the US and encoder-D features of the synthesized MR (`usmr_tf/layers/patch_nce.py`);
 `mr_skip_drop=n > 0` withholds encoder-A's n finest skip connections from decoder-C
 (`AnatomyAwareGenerator`); `lambda_proj` weighs L_proj (Eq. 6) apart from L_lat (Eq. 2), which
-the paper weighs with one lambda (None, the default: `lambda_rec` for both).
+the paper weighs with one lambda (None, the default: `lambda_rec` for both); `proj_pool=k > 1`
+compares back-inferred and input US after k x k average pooling in L_proj, so that only their
+coarse layout is held (1, the default: the paper's per-pixel L1).
 
 Ablations of Table 1 (the sub-layers are not created when off):
 `use_bilatent=False` -> no D_bi / L_bi ("w/o bi-lat"); `use_structural=False` -> no EdgeNet,
@@ -51,6 +53,21 @@ def _check_lambda_proj(value):
     return weight
 
 
+def _check_proj_pool(value):
+    """1 (the paper: per-pixel L_proj) or a larger whole number of pixels per pooling cell."""
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or value < 1:
+        raise ValueError(f"proj_pool must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def pooled(image, pool):
+    """`image [B, H, W, C]` averaged over `pool x pool` cells (itself when `pool == 1`)."""
+    if pool == 1:
+        return image
+    return keras.ops.average_pool(image, pool, strides=pool, padding="same")
+
+
 @keras.saving.register_keras_serializable(package="usmr_tf")
 class AnatomyAwareSynthesis(SynthesisModel):
     """US -> MR synthesis from unpaired data (Jiao et al. 2019). `model(us)` -> synth MR."""
@@ -76,6 +93,7 @@ class AnatomyAwareSynthesis(SynthesisModel):
         nce_temperature=0.07,
         mr_skip_drop=0,
         lambda_proj=None,
+        proj_pool=1,
         seed=None,
         **kwargs,
     ):
@@ -99,6 +117,8 @@ class AnatomyAwareSynthesis(SynthesisModel):
         # Beyond the paper (issue 18): the weight of L_proj (Eq. 5-6) apart from L_lat's
         # (Eq. 1-2); None keeps the paper's single lambda = lambda_rec for both.
         self.lambda_proj = _check_lambda_proj(lambda_proj)
+        # Beyond the paper (issue 18): L_proj on k x k cell means, the US's layout, not its pixels.
+        self.proj_pool = _check_proj_pool(proj_pool)
         self.use_bilatent = bool(use_bilatent)
         self.use_structural = bool(use_structural)
         self.use_attention = bool(use_attention)
@@ -209,7 +229,9 @@ class AnatomyAwareSynthesis(SynthesisModel):
             fake_e = self.structural_discriminator(self.edge_net(synth_in), training=training)
             g["loss_stru"] = (1.0, [generator_adversarial_loss(fake_e, form)])  # Eq. 4
         # Reverse objective L_r = lambda L_proj + L_app^back + L_bi (Eq. 5).
-        g["loss_proj"] = (lam_proj, [l1_per_example(out["back_us"], us)])  # Eq. 6
+        # Eq. 6 (proj_pool k > 1, beyond the paper: the L1 of k x k cell means)
+        back_us, k = out["back_us"], self.proj_pool
+        g["loss_proj"] = (lam_proj, [l1_per_example(pooled(back_us, k), pooled(us, k))])  # Eq. 6
         real_b = self.back_appearance_discriminator(self._d_input(us, 2, training), training=training)
         fake_b = self.back_appearance_discriminator(
             self._d_input(out["back_us"], 3, training), training=training
@@ -254,5 +276,6 @@ class AnatomyAwareSynthesis(SynthesisModel):
             nce_temperature=self.nce_temperature,
             mr_skip_drop=self.mr_skip_drop,
             lambda_proj=self.lambda_proj,
+            proj_pool=self.proj_pool,
         )
         return config

@@ -299,3 +299,27 @@ def test_lambda_proj_weighs_l_proj_apart_from_l_lat(phantom_batch):
     for bad in (-1.0, float("nan"), float("inf"), True, "ten"):
         with pytest.raises(ValueError, match="lambda_proj"):
             AnatomyAwareSynthesis(**TINY, lambda_proj=bad, seed=0)
+
+
+def test_proj_pool_holds_the_us_layout_not_its_pixels(phantom_batch):
+    us, mr, _ = (a[:3] for a in phantom_batch)
+    paper = AnatomyAwareSynthesis(**TINY, seed=1)
+    coarse = AnatomyAwareSynthesis(**TINY, proj_pool=4, seed=1)  # same seed: same weights
+    g_paper, _, out = paper.compute_loss_terms(us, mr)
+    g_coarse, _, _ = coarse.compute_loss_terms(us, mr)
+    back = np.asarray(out["back_us"])
+    n, h, w, c = back.shape
+
+    def cells(x):
+        return np.asarray(x).reshape(n, h // 4, 4, w // 4, 4, c).mean(axis=(2, 4))
+
+    want_pixel = np.abs(back - np.asarray(us)).mean(axis=(1, 2, 3))
+    want_cells = np.abs(cells(back) - cells(us)).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(np.asarray(g_paper["loss_proj"][1][0]), want_pixel, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(g_coarse["loss_proj"][1][0]), want_cells, rtol=1e-5)
+    assert want_cells.mean() < want_pixel.mean()  # detail inside a cell no longer counts
+    assert paper.get_config()["proj_pool"] == 1
+    assert AnatomyAwareSynthesis.from_config(coarse.get_config()).proj_pool == 4
+    for bad in (0, -2, 1.5, True, "4"):
+        with pytest.raises(ValueError, match="proj_pool"):
+            AnatomyAwareSynthesis(**TINY, proj_pool=bad, seed=0)
