@@ -168,13 +168,18 @@ def exclusive(path):
 
     path = pathlib.Path(path)
     lock = path.with_name(f".{path.name}.lock")
-    try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise cannot_write(path, exc) from None
+    missing = 0
     while True:
         try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError as exc:
+            # another run removed the (empty) folder it had made between our mkdir and open:
+            # make it again; once our lock file is in it, nobody can remove it under us
+            missing += 1
+            if missing > 5:
+                raise cannot_write(path, exc) from None
+            continue
         except OSError as exc:
             raise cannot_write(path, exc) from None
         fcntl.flock(fd, fcntl.LOCK_EX)

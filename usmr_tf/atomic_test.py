@@ -99,3 +99,26 @@ def test_swap_in_dir_puts_the_old_folder_back_when_it_fails(tmp_path):
     moved = swap_in_dir(new, target, aside)
     assert [p.name for p in target.iterdir()] == ["b.txt"]
     assert [(m / "a.txt").read_text() for m in moved] == ["old"]
+
+
+def test_exclusive_makes_the_folder_again_when_another_run_removed_it(tmp_path, monkeypatch):
+    import os
+
+    from usmr_tf import atomic
+
+    out = tmp_path / "new" / "deeper" / "out.nii.gz"
+    real_open, calls = os.open, []
+
+    def open_after_a_rival_rmdir(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:  # another run removes the empty folders it made, right now
+            os.rmdir(out.parent)
+            os.rmdir(out.parent.parent)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(atomic.os, "open", open_after_a_rival_rmdir)
+    with atomic.exclusive(out):  # before: "cannot write ...: No such file or directory"
+        assert (out.parent / ".out.nii.gz.lock").exists()
+        out.write_text("written")
+    assert len(calls) == 2 and out.read_text() == "written"
+    assert not (out.parent / ".out.nii.gz.lock").exists()  # released: the lock file is gone
