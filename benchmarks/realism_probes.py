@@ -3,7 +3,8 @@
     python benchmarks/realism_probes.py --work ../runs/probes \
         --data ../runs/preset_v3_data64 --crl ../runs/crl_eval64 \
         [--steps 600] [--probes v2,base32,rec5] [--precision float32] [--seeds 0,1,2]
-        [--deformation] [--train-data DIR --tag NAME] [--out docs/realism_probes.json]
+        [--deformation [--deformation-equalise]] [--train-data DIR --tag NAME]
+        [--out docs/realism_probes.json]
 
 ``--data``: `usmr prepare recipes/data/preset_v3.yaml` at ``size: 64``; ``--crl``:
 `usmr prepare recipes/data/crl_eval.yaml` at ``size: 64`` (an MR population no model here is
@@ -18,7 +19,9 @@ training source), its held-out source (the MIAL fetus) and the CRL atlas, plus t
 brightness carry-over of the test outputs (`usmr_tf.metrics.carryover`).
 
 ``--deformation`` adds the registration-based deformation score against the test split's MR
-(paper §3.2; ~1.5 min a probe). ``--seeds 0,1,2`` trains every probe with each seed (seed 0
+(paper §3.2; ~1.5 min a probe); with ``--deformation-equalise`` that score is computed on
+rank-equalised images (`usmr evaluate --deformation-equalise`: blind to contrast), kept in
+``NAME_test_deformation_equalised.json`` beside the published one. ``--seeds 0,1,2`` trains every probe with each seed (seed 0
 keeps the documented names, seed N trains into ``WORK/NAME_sN``) and prints each probe's
 mean +- sd over them. ``--train-data DIR --tag T`` trains on another prepared folder (e.g.
 data v3 planar at 64 px) into ``WORK/NAME_T[_sN]`` and still scores on ``--data``. Prints
@@ -81,7 +84,7 @@ def train_probe(name, work, data, steps, precision="float32", seed=0, tag=""):
     return out
 
 
-def score(name, run_dir, work, data, crl, real_mr, deformation=False):
+def score(name, run_dir, work, data, crl, real_mr, deformation=False, equalise=False):
     models = work / "models"
     model = models / f"probe_{name}"
     if not model.exists():
@@ -90,12 +93,14 @@ def score(name, run_dir, work, data, crl, real_mr, deformation=False):
     result = {}
     for which in SETS:
         deform = deformation and which == "test"
-        path = work / f"{name}_{which}{'_deformation' if deform else ''}.json"
+        kind = ("_deformation" + ("_equalised" if equalise else "")) if deform else ""
+        path = work / f"{name}_{which}{kind}.json"
         if not path.exists():
             mr = ["--mr", str(crl), "--mr-split", "train", "--mr-reference", str(real_mr)] \
                 if which == "crl" else ["--mr", str(data), "--mr-split", which]
             # deformation (FFD registration) only against the test split's MR, when asked
-            no_deform = [] if deform else ["--no-deformation"]
+            no_deform = (["--deformation-equalise"] if equalise else []) if deform \
+                else ["--no-deformation"]
             run([USMR, "evaluate", "--model", str(model), "--us", str(data), "--split", "test",
                  *mr, *no_deform, "--max-images", "0", "--quiet", "--json", str(path)],
                 work / f"{name}.log")
@@ -163,10 +168,14 @@ def main(argv=None):
     parser.add_argument("--tag", default="", help="name suffix of runs trained on --train-data")
     parser.add_argument("--deformation", action="store_true",
                         help="also the deformation score against the test split's MR")
+    parser.add_argument("--deformation-equalise", action="store_true",
+                        help="with --deformation: on rank-equalised images (contrast-blind)")
     parser.add_argument("--precision", default="float32",
                         help="training.mixed_precision of every probe (mixed_bfloat16 where "
                              "the CPU has it natively: ~1.5x faster)")
     args = parser.parse_args(argv)
+    if args.deformation_equalise and not args.deformation:
+        parser.error("--deformation-equalise goes with --deformation")
     if bool(args.train_data) != bool(args.tag):
         parser.error("--train-data and --tag go together")
     seeds = [int(x) for x in args.seeds.split(",")]
@@ -194,7 +203,7 @@ def main(argv=None):
             name = run_name(probe, seed, args.tag)
             table[name] = {which: rows_of(r) for which, r in
                            score(name, run_dir, work, data, crl, real_mr,
-                                 args.deformation).items()}
+                                 args.deformation, args.deformation_equalise).items()}
             table[name]["carryover"] = carryover_of(work / "models" / f"probe_{name}", data)
             flat[name] = measures(table[name], table[name]["carryover"])
             print(f"{name:12s} " + "  ".join(f"{k} {v:.3f}" for k, v in flat[name].items()),
@@ -211,6 +220,7 @@ def main(argv=None):
     for name, row in spreads.items():
         print(" | ".join([name] + [f"{m:.3f} +- {sd:.3f}" for m, sd, _ in row.values()]))
     summary = {"steps": args.steps, "image_size": 64, "precision": args.precision,
+               "deformation_equalise": args.deformation_equalise,
                "seeds": seeds, "train_data": str(train_data), "data": str(data),
                "crl": str(crl), "probes": {p: PROBES[p] for p in probes}, "results": table,
                "measures": flat, "references": references, "spread": spreads,

@@ -55,6 +55,9 @@ def register(subparsers):
                         help="real MR candidates refined by affine NMI in plane matching")
     parser.add_argument("--registration-size", type=int, default=64,
                         help="working resolution of the FFD registration (px)")
+    parser.add_argument("--deformation-equalise", action="store_true",
+                        help="register rank-equalised images: a deformation score blind to "
+                             "contrast (the published score moves less on fainter images)")
     parser.add_argument("--no-deformation", action="store_true",
                         help="skip the (slowest) registration-based score")
     parser.add_argument("--no-realism", action="store_true",
@@ -123,18 +126,20 @@ def run(args):
     paired = (load_image_set(args.paired_mr, size, limit=limit, split=args.split)
               if args.paired_mr else None)
     synth = _synthesize(runner, us, args.batch_size, args.quiet)
+    registration = RegistrationConfig(size=args.registration_size,
+                                      equalise=args.deformation_equalise)
     total = 0 if args.no_deformation else len(us)
     with progress(total, "deformation score", "image", args.quiet or not total) as bar:
         result = evaluation.evaluate_synthesis(
             us, synth, real_mr, paired_mr=paired, with_deformation=not args.no_deformation,
-            top_k=args.top_k, registration=RegistrationConfig(size=args.registration_size),
+            top_k=args.top_k, registration=registration,
             progress=bar.update, realism_config=realism_config)
     references = {}
     if not args.no_references:
         reference = _reference_mr(args, size, load_image_set)
         references = evaluation.evaluate_references(
             us, real_mr, reference, with_deformation=not args.no_deformation, top_k=args.top_k,
-            registration=RegistrationConfig(size=args.registration_size),
+            registration=registration,
             realism_config=realism_config)
     print(f"model {runner.path} (image size {size}); {len(us)} US, {len(real_mr)} real MR")
     print(evaluation.format_table(result["metrics"]))
@@ -151,6 +156,8 @@ def run(args):
             "inputs": {"us": str(args.us), "mr": str(args.mr), "paired_mr": args.paired_mr,
                        "split": args.split, "mr_split": args.mr_split or args.split,
                        "mr_reference": args.mr_reference},
+            "registration": {"size": args.registration_size,
+                             "equalise": args.deformation_equalise},
             "counts": {"us": len(us), "real_mr": len(real_mr)},
             **result,
             "references": references,

@@ -130,3 +130,25 @@ def test_reference_rows_identity_and_real_mr(model_dir, data, tmp_path, capsys):
     assert refs["identity"]["diversity"] == 1.0 and refs["identity"]["structure"] > 0.99
     assert "structure" not in refs["real MR"] and refs["real MR"]["swd"] >= 0
     assert 0 <= report["metrics"]["diversity"]
+
+
+def test_deformation_equalise_scores_rank_equalised_images(model_dir, data, tmp_path):
+    from usmr_tf.metrics import deformation
+    from usmr_tf.metrics.image_sets import load_image_set
+
+    out = tmp_path / "equalised.json"
+    code = cli.main(["evaluate", "--model", str(model_dir), "--us", str(data / "us.npy"),
+                     "--mr", str(data / "mr"), "--json", str(out), "--top-k", "1",
+                     "--no-realism", "--no-references", "--deformation-equalise", "--quiet"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["registration"] == {"size": 64, "equalise": True}
+    loaded = tf.saved_model.load(str(model_dir / "1")).signatures["serving_default"]
+    synth = np.clip(loaded(us_image=tf.constant(np.load(data / "us.npy")))["mri_image"].numpy(),
+                    -1, 1)
+    real = load_image_set(str(data / "mr"), SIZE, modality="mr")
+    want = deformation.deformation_scores(
+        synth, real, top_k=1, config=deformation.RegistrationConfig(equalise=True))
+    np.testing.assert_allclose(report["per_image"]["deformation"], want["scores"], atol=1e-6)
+    plain = deformation.deformation_scores(synth, real, top_k=1)
+    assert np.abs(plain["scores"] - want["scores"]).max() > 1e-3  # the flag changed the score

@@ -12,6 +12,13 @@ not given; this module uses (see docs/metrics.md for the reasons):
    (moving) onto the real (fixed) image, both resampled to `size` px;
 3. `x = mean |log det J|` of the FFD part only, inside the head mask of the fixed image;
 4. `score = 1 - exp(-x / tau)` in [0, 1).
+
+Where the moving image's structures do not correspond to the real MR's (the US), the FFD
+moves less the less contrast they have: the US at half its contrast scores like real MR,
+and a blank head lower still (`benchmarks/deformation_references.py`, docs/metrics.md).
+`equalise=True`
+(off by default: the published numbers) registers both images after `rank_equalise`, which
+makes the score the same for any increasing remapping of either image's intensities.
 """
 
 import contextlib
@@ -37,6 +44,7 @@ class RegistrationConfig:
     affine_iterations: int = 100
     ffd_iterations: int = 60
     tau: float = DEFAULT_TAU
+    equalise: bool = False  # register rank-equalised images (contrast-invariant score)
 
 
 def _sitk():
@@ -161,6 +169,22 @@ def normalise(x, tau=DEFAULT_TAU):
     return float(1.0 - np.exp(-max(x, 0.0) / tau))
 
 
+def rank_equalise(image):
+    """`[H, W]` image with its head's intensities replaced by their ranks, spread evenly over
+    [-0.5, 1] (ties share their mean rank; -1 outside the head): the same result for every
+    increasing remapping of the intensities; a head of one grey level stays one grey level."""
+    from scipy.stats import rankdata
+
+    mask = foreground_mask(image)
+    out = np.full(image.shape, -1.0, np.float32)
+    values = image[mask]
+    if values.size > 1:
+        out[mask] = -0.5 + 1.5 * (rankdata(values) - 1) / (values.size - 1)
+    elif values.size:
+        out[mask] = 0.25
+    return out
+
+
 def register_pair(synth, real, config=RegistrationConfig()):
     """Registers one synthesized MR `[H, W]` to one real MR `[H, W]`.
 
@@ -175,6 +199,8 @@ def register_pair(synth, real, config=RegistrationConfig()):
         raise ValueError("register_pair takes one image pair; use deformation_scores")
     fixed = _resize(real[0], config.size)
     moving = _resize(synth[0], config.size)
+    if config.equalise:
+        fixed, moving = rank_equalise(fixed), rank_equalise(moving)
     affine, bspline = ffd_register(fixed, moving, config)
     x = mean_abs_log_jacobian(jacobian_determinant(bspline, fixed), foreground_mask(fixed))
     full = sitk.CompositeTransform([affine, bspline])

@@ -87,3 +87,19 @@ def test_registration_nmi_flags_unregistrable_images(head):
 def test_scores_are_reproducible(head):
     other = synthetic.head_phantom(SIZE, seed=7)
     assert deformation.deformation_score(other, head) == deformation.deformation_score(other, head)
+
+
+def test_equalise_makes_the_score_blind_to_the_moving_images_contrast(head):
+    moved = _warped(head, 2.0, seed=3)
+    mask = deformation.foreground_mask(moved)
+    faint = np.where(mask, 0.3 * moved, -1.0).astype("float32")  # same anatomy, 0.3x contrast
+    equalised = deformation.RegistrationConfig(equalise=True)
+    a = deformation.deformation_score(moved, head, equalised)
+    b = deformation.deformation_score(faint, head, equalised)
+    assert a == pytest.approx(b, abs=1e-6)  # contrast does not reach the equalised score
+    assert a > 2 * deformation.deformation_score(head, head, equalised)  # the warp still does
+    ranks = deformation.rank_equalise(faint)
+    np.testing.assert_array_equal(ranks, deformation.rank_equalise(moved))
+    assert ranks.min() == -1.0 and ranks.max() == pytest.approx(1.0)
+    blank = np.where(mask, 0.0, -1.0).astype("float32")
+    assert len(np.unique(deformation.rank_equalise(blank))) == 2  # background and one grey
