@@ -57,7 +57,8 @@ def register(subparsers):
                         help="working resolution of the FFD registration (px)")
     parser.add_argument("--deformation-equalise", action="store_true",
                         help="register rank-equalised images: a deformation score blind to "
-                             "contrast (the published score moves less on fainter images)")
+                             "contrast (the published one is lower on fainter images whose "
+                             "structures do not match; docs/metrics.md)")
     parser.add_argument("--no-deformation", action="store_true",
                         help="skip the (slowest) registration-based score")
     parser.add_argument("--no-realism", action="store_true",

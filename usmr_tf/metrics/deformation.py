@@ -16,9 +16,9 @@ not given; this module uses (see docs/metrics.md for the reasons):
 Where the moving image's structures do not correspond to the real MR's (the US), the FFD
 moves less the less contrast they have: the US at half its contrast scores like real MR,
 and a blank head lower still (`benchmarks/deformation_references.py`, docs/metrics.md).
-`equalise=True`
-(off by default: the published numbers) registers both images after `rank_equalise`, which
-makes the score the same for any increasing remapping of either image's intensities.
+`equalise=True` (off by default: the published numbers) registers both images after
+`rank_equalise`, which makes the score the same for any increasing remapping of either
+image's intensities.
 """
 
 import contextlib
