@@ -18,7 +18,10 @@ rank-equalised before registration (`RegistrationConfig(equalise=True)`: blind t
 beside SWD to the same real MR, and any `--model` exports' own rows for comparison.
 
     .venv/bin/python benchmarks/deformation_references.py --data ../runs/preset_v3_data64 \\
-        [--model EXPORT ...] [--json F]
+        [--model EXPORT ...] [--json F] [--figure F.png]
+
+`--figure`: six test cases, one row a set, each panel with its own score (published), and
+last the real MR slice each case's first-model output was registered to.
 
 Measures and prints; research numbers, not for diagnosis.
 """
@@ -59,13 +62,48 @@ def made_up_sets(us, blur):
 
 
 def score(images, real_mr):
-    """Deformation as published and rank-equalised (`RegistrationConfig(equalise=True)`), SWD."""
+    """Deformation as published and rank-equalised (`RegistrationConfig(equalise=True)`), SWD;
+    per image: the published scores and the matched real MR's index."""
     row = {"swd": swd.swd(images[..., None], real_mr[..., None], seed=0)["mean"]}
     for key, equalise in (("deformation", False), ("deformation_equalised", True)):
         config = deformation.RegistrationConfig(equalise=equalise)
         result = deformation.deformation_scores(images, real_mr, top_k=3, config=config)
         row[key], row[f"{key}_sd"] = result["mean"], result["std"]
+        if not equalise:
+            row["per_image"] = result["scores"].tolist()
+            row["matched"] = result["matched"].tolist()
     return row
+
+
+def figure(sets, rows, real_mr, path, n=6):
+    """Six cases (columns) of each set (rows) with their published scores; last row: the real
+    MR the first model's output (or the US) was registered to."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k for k in sets if k != "real MR"]
+    first = next((k for k in names if k.startswith("model ")), "identity")
+    picks = np.linspace(0, len(sets["identity"]) - 1, n).astype(int)
+    fig, axes = plt.subplots(len(names) + 1, n, figsize=(1.6 * n, 1.7 * (len(names) + 1)))
+    for r, name in enumerate(names + ["matched real MR"]):
+        for c, i in enumerate(picks):
+            ax = axes[r, c]
+            if name == "matched real MR":
+                ax.imshow(real_mr[rows[first]["matched"][i]], cmap="gray", vmin=-1, vmax=1)
+            else:
+                ax.imshow(sets[name][i], cmap="gray", vmin=-1, vmax=1)
+                ax.set_title(f"{rows[name]['per_image'][i]:.2f}", fontsize=7, pad=2)
+            ax.set_axis_off()
+        label = name if name != "matched real MR" else f"real MR matched\nto {first}"
+        axes[r, 0].text(-0.08, 0.5, label.replace("model ", ""), transform=axes[r, 0].transAxes,
+                        ha="right", va="center", fontsize=7)
+    fig.suptitle("deformation score per image (lower = less warp to the matched real MR) - "
+                 f"{NOTICE}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -76,16 +114,18 @@ def main(argv=None):
                         help="a synthesis export to score beside the made-up sets (repeatable)")
     parser.add_argument("--blur", type=float, default=3.0, help="blur sigma in px (default 3)")
     parser.add_argument("--json", type=pathlib.Path, help="write the rows here too")
+    parser.add_argument("--figure", type=pathlib.Path, help="draw six cases of each set here")
     args = parser.parse_args(argv)
     us = np.load(args.data / "us" / "test.npy")[..., 0]
     real_mr = np.load(args.data / "mr" / "test.npy")[..., 0]
-    rows = {name: score(images, real_mr) for name, images in made_up_sets(us, args.blur).items()}
+    sets = made_up_sets(us, args.blur)
     for model in args.model:
         from usmr_tf.export.runtimes import SavedModelRunner
         from usmr_tf.export.synthesis import predict_batched
 
-        synth = predict_batched(SavedModelRunner(model), us[..., None])[..., 0]
-        rows[f"model {model.name}"] = score(synth, real_mr)
+        sets[f"model {model.name}"] = predict_batched(SavedModelRunner(model),
+                                                      us[..., None])[..., 0]
+    rows = {name: score(images, real_mr) for name, images in sets.items()}
     # as `usmr evaluate`'s real-MR row: the other split's first slices, as many as the US
     rows["real MR"] = score(np.load(args.data / "mr" / "train.npy")[: len(us), ..., 0], real_mr)
     print(f"{len(us)} test US of {args.data}; deformation and SWD against its "
@@ -95,6 +135,9 @@ def main(argv=None):
         print(f"{name:<22} {row['deformation']:>9.3f} ± {row['deformation_sd']:.3f} "
               f"{row['deformation_equalised']:>9.3f} ± {row['deformation_equalised_sd']:.3f} "
               f"{row['swd']:>8.1f}")
+    if args.figure:
+        figure(sets, rows, real_mr, args.figure)
+        print(f"wrote {args.figure}")
     if args.json:
         args.json.write_text(json.dumps({"data": str(args.data), "notice": NOTICE,
                                          "blur_sigma_px": args.blur, "rows": rows}, indent=2))
