@@ -277,12 +277,19 @@ def test_mr_skip_drop_withholds_the_finest_skip_from_decoder_c(phantom_batch, at
             AnatomyAwareSynthesis(**TINY, mr_skip_drop=bad, seed=0)
 
 
-def test_lambda_proj_weighs_l_proj_apart_from_l_lat(phantom_batch):
+def _paper_and_option(phantom_batch, **option):
+    """The paper's model and one with `option`, same seed (same weights), and both models'
+    loss terms on three phantom pairs: `(us, mr, paper, other, g_paper, g_other, out_paper)`."""
     us, mr, _ = (a[:3] for a in phantom_batch)
     paper = AnatomyAwareSynthesis(**TINY, seed=1)
-    split = AnatomyAwareSynthesis(**TINY, lambda_proj=2.0, seed=1)  # same seed: same weights
-    g_paper, _, _ = paper.compute_loss_terms(us, mr)
-    g_split, _, _ = split.compute_loss_terms(us, mr)
+    other = AnatomyAwareSynthesis(**TINY, **option, seed=1)
+    g_paper, _, out = paper.compute_loss_terms(us, mr)
+    g_other, _, _ = other.compute_loss_terms(us, mr)
+    return us, mr, paper, other, g_paper, g_other, out
+
+
+def test_lambda_proj_weighs_l_proj_apart_from_l_lat(phantom_batch):
+    us, mr, paper, split, g_paper, g_split, _ = _paper_and_option(phantom_batch, lambda_proj=2.0)
     assert g_paper["loss_proj"][0] == LAM and g_paper["loss_lat"][0] == LAM  # Eq. 1, 5: one lambda
     assert g_split["loss_proj"][0] == 2.0 and g_split["loss_lat"][0] == LAM
     logs_paper = {k: float(v) for k, v in paper.test_step((us, mr)).items()}
@@ -302,11 +309,7 @@ def test_lambda_proj_weighs_l_proj_apart_from_l_lat(phantom_batch):
 
 
 def test_proj_pool_holds_the_us_layout_not_its_pixels(phantom_batch):
-    us, mr, _ = (a[:3] for a in phantom_batch)
-    paper = AnatomyAwareSynthesis(**TINY, seed=1)
-    coarse = AnatomyAwareSynthesis(**TINY, proj_pool=4, seed=1)  # same seed: same weights
-    g_paper, _, out = paper.compute_loss_terms(us, mr)
-    g_coarse, _, _ = coarse.compute_loss_terms(us, mr)
+    us, _, paper, coarse, g_paper, g_coarse, out = _paper_and_option(phantom_batch, proj_pool=4)
     back = np.asarray(out["back_us"])
     n, h, w, c = back.shape
 
