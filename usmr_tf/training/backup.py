@@ -96,7 +96,7 @@ def _with_model_defaults(model):
 
     defaults = model_defaults(model.get("name"))
     defaults.pop("image_size", None)  # set from data.image_size when the recipe leaves it out
-    return {**json.loads(json.dumps(defaults)), **model}
+    return {**json.loads(json.dumps(defaults, default=str)), **model}
 
 
 def _diff(a, b, prefix=""):
