@@ -21,11 +21,11 @@ brightness carry-over of the test outputs (`usmr_tf.metrics.carryover`).
 ``--deformation`` adds the registration-based deformation score against the test split's MR
 (paper §3.2; ~1.5 min a probe); with ``--deformation-equalise`` that score is computed on
 rank-equalised images (`usmr evaluate --deformation-equalise`: blind to contrast), kept in
-``NAME_test_deformation_equalised.json`` beside the published one. ``--seeds 0,1,2`` trains every probe with each seed (seed 0
-keeps the documented names, seed N trains into ``WORK/NAME_sN``) and prints each probe's
-mean +- sd over them. ``--train-data DIR --tag T`` trains on another prepared folder (e.g.
-data v3 planar at 64 px) into ``WORK/NAME_T[_sN]`` and still scores on ``--data``. Prints
-one line a run and the table of spreads, writes the JSON.
+``NAME_test_deformation_equalised.json`` beside the published one. ``--seeds 0,1,2`` trains
+every probe with each seed (seed 0 keeps the documented names, seed N trains into
+``WORK/NAME_sN``) and prints each probe's mean +- sd over them. ``--train-data DIR --tag T``
+trains on another prepared folder (e.g. data v3 planar at 64 px) into ``WORK/NAME_T[_sN]`` and
+still scores on ``--data``. Prints one line a run and the table of spreads, writes the JSON.
 A measurement, not a test. Research images only, not for diagnosis.
 """
 
@@ -99,10 +99,12 @@ def score(name, run_dir, work, data, crl, real_mr, deformation=False, equalise=F
             mr = ["--mr", str(crl), "--mr-split", "train", "--mr-reference", str(real_mr)] \
                 if which == "crl" else ["--mr", str(data), "--mr-split", which]
             # deformation (FFD registration) only against the test split's MR, when asked
-            no_deform = (["--deformation-equalise"] if equalise else []) if deform \
-                else ["--no-deformation"]
+            if not deform:
+                deform_args = ["--no-deformation"]
+            else:
+                deform_args = ["--deformation-equalise"] if equalise else []
             run([USMR, "evaluate", "--model", str(model), "--us", str(data), "--split", "test",
-                 *mr, *no_deform, "--max-images", "0", "--quiet", "--json", str(path)],
+                 *mr, *deform_args, "--max-images", "0", "--quiet", "--json", str(path)],
                 work / f"{name}.log")
         result[which] = json.loads(path.read_text())
     return result

@@ -30,13 +30,18 @@ MODELS = {
 }
 
 
-def _accepted_args(cls):
-    names = set()
+def _init_parameters(cls):
+    """The `inspect.Parameter`s of every `__init__` from `cls` up to `SynthesisModel`, the
+    subclass's first (the Keras base classes below it take `**kwargs`)."""
     for klass in cls.__mro__:
         if "__init__" in vars(klass):
-            names |= set(inspect.signature(klass.__init__).parameters) - {"self", "args", "kwargs"}
+            yield from inspect.signature(klass.__init__).parameters.values()
         if klass.__name__ == "SynthesisModel":
             break
+
+
+def _accepted_args(cls):
+    names = {p.name for p in _init_parameters(cls)} - {"self", "args", "kwargs"}
     return names | {"name", "dtype"}
 
 
@@ -47,13 +52,9 @@ def model_defaults(name):
         return {}
     cls, flags = MODELS[name]
     defaults = {}
-    for klass in cls.__mro__:
-        if "__init__" in vars(klass):
-            for key, param in inspect.signature(klass.__init__).parameters.items():
-                if param.default is not inspect.Parameter.empty:
-                    defaults.setdefault(key, param.default)
-        if klass.__name__ == "SynthesisModel":
-            break
+    for param in _init_parameters(cls):
+        if param.default is not inspect.Parameter.empty:
+            defaults.setdefault(param.name, param.default)
     return {**defaults, **flags}
 
 
