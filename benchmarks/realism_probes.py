@@ -55,6 +55,7 @@ PROBES = {
     "proj0_nce": ["model.lambda_proj=0.0", "model.nce_weight=1.0"],
     "pool4": ["model.proj_pool=4"],            # L_proj on 4 x 4 cell means: the US's layout
     "pool8": ["model.proj_pool=8"],            # ... on 8 x 8 cells (at 64 px: an 8 x 8 image)
+    "disc2": ["model.disc_scales=2"],          # image discriminators also on the 2x-pooled input
 }
 SETS = ("test", "heldout", "crl")
 

@@ -5,14 +5,21 @@
   channels, capped at 8x) -> instance norm (not on the first layer, nor with spectral norm) ->
   LeakyReLU(0.2); the last is a k x k conv to one logit channel (no activation: the GAN loss
   applies the sigmoid / least squares). Default strides (2, 2, 2, 1): 128^2 -> 16^2 logits.
+- `MultiScaleDiscriminator` (beyond the paper, issue 18; `disc_scales` on the models): `scales`
+  `PatchDiscriminator`s, scale i on the input average-pooled by 2**i (pix2pixHD, Wang et al.
+  2018). One `PatchDiscriminator` sees 46 x 46 px (4x4 kernels, strides 2, 2, 2, 1); at scale 1
+  that is ~92 px of the input: most of a 128 px head. Each scale's logits are repeated up to
+  scale 0's grid and stacked as channels, so one tensor goes to the GAN losses and their mean
+  weighs every scale equally (a repeated logit's mean is the logit).
 - `LatentDiscriminator`: D_bi on encoder outputs (the latent `y`, `[B, H/2**d, W/2**d, C]`):
   the same block with 3x3 kernels and stride 1, giving one logit per latent position.
 """
 
 import keras
+from keras import ops
 
 from usmr_tf.layers.normalization import instance_norm, maybe_spectral
-from usmr_tf.layers.seeding import kernel_initializer
+from usmr_tf.layers.seeding import kernel_initializer, sub_seed
 
 
 @keras.saving.register_keras_serializable(package="usmr_tf")
@@ -112,3 +119,102 @@ class LatentDiscriminator(PatchDiscriminator):
         super().__init__(
             filters=filters, num_layers=num_layers, kernel_size=kernel_size, strides=strides, **kwargs
         )
+
+
+@keras.saving.register_keras_serializable(package="usmr_tf")
+class MultiScaleDiscriminator(keras.layers.Layer):
+    """`scales` `PatchDiscriminator`s on the input pooled 1, 2, ... 2**(scales-1) times:
+    `[B, H, W, C] -> [B, H', W', scales]` (H' = scale 0's logit grid).
+
+    Scale 0 is built exactly like a lone `PatchDiscriminator` with the same seed (same initial
+    weights), so `scales=1` is that discriminator. H and W must be divisible by
+    `2**(scales-1)` times the product of the strides (every coarser grid then tiles scale 0's).
+    """
+
+    def __init__(
+        self,
+        scales=2,
+        filters=64,
+        num_layers=4,
+        kernel_size=4,
+        strides=(2, 2, 2, 1),
+        spectral_norm=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.scales = _check_scales(scales)
+        self.seed = seed
+        self.discs = [
+            PatchDiscriminator(
+                filters=filters,
+                num_layers=num_layers,
+                kernel_size=kernel_size,
+                strides=strides,
+                spectral_norm=spectral_norm,
+                seed=seed if i == 0 else sub_seed(seed, "scale", i),
+                name=f"scale{i}",
+            )
+            for i in range(self.scales)
+        ]
+
+    def _factor(self):
+        stride = 1
+        for s in self.discs[0].strides:
+            stride *= s
+        return stride * 2 ** (self.scales - 1)
+
+    def _check_shape(self, shape):
+        factor = self._factor()
+        for size in shape[1:3]:
+            if size is not None and int(size) % factor:
+                raise ValueError(
+                    f"MultiScaleDiscriminator with {self.scales} scales needs image sides "
+                    f"divisible by {factor}, got {tuple(shape[1:3])}"
+                )
+
+    def _pooled_shape(self, shape, i):
+        f = 2**i
+        return (shape[0], None if shape[1] is None else shape[1] // f,
+                None if shape[2] is None else shape[2] // f, shape[3])
+
+    def build(self, input_shape):
+        shape = tuple(input_shape)
+        self._check_shape(shape)
+        for i, d in enumerate(self.discs):
+            d.build(self._pooled_shape(shape, i))
+
+    def call(self, x, training=None):
+        logits = []
+        for i, d in enumerate(self.discs):
+            xi = x if i == 0 else ops.average_pool(x, 2**i, strides=2**i, padding="valid")
+            li = d(xi, training=training)
+            if i:
+                li = ops.repeat(ops.repeat(li, 2**i, axis=1), 2**i, axis=2)
+            logits.append(li)
+        return ops.concatenate(logits, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        shape = self.discs[0].compute_output_shape(tuple(input_shape))
+        return shape[:3] + (self.scales,)
+
+    def get_config(self):
+        config = super().get_config()
+        d = self.discs[0]
+        config.update(
+            scales=self.scales,
+            filters=d.filters,
+            num_layers=d.num_layers,
+            kernel_size=d.kernel_size,
+            strides=list(d.strides),
+            spectral_norm=d.spectral_norm,
+            seed=self.seed,
+        )
+        return config
+
+
+def _check_scales(scales):
+    whole = isinstance(scales, int) or (isinstance(scales, float) and scales.is_integer())
+    if isinstance(scales, bool) or not whole or scales < 1:
+        raise ValueError(f"disc_scales must be a whole number >= 1, got {scales!r}")
+    return int(scales)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from usmr_tf.layers.discriminators import LatentDiscriminator, MultiScaleDiscriminator
 from usmr_tf.models.anatomy_aware import AnatomyAwareSynthesis
 from usmr_tf.models.conftest import TINY, assert_fit_runs_power_iteration
 from usmr_tf.models.generators import AnatomyAwareGenerator
@@ -326,3 +327,34 @@ def test_proj_pool_holds_the_us_layout_not_its_pixels(phantom_batch):
     for bad in (0, -2, 1.5, True, "4"):
         with pytest.raises(ValueError, match="proj_pool"):
             AnatomyAwareSynthesis(**TINY, proj_pool=bad, seed=0)
+
+
+def test_disc_scales_gives_every_image_discriminator_a_coarse_copy(phantom_batch):
+    us, mr, paper, multi, g_paper, g_multi, out = _paper_and_option(phantom_batch, disc_scales=2)
+    images = [multi.appearance_discriminator, multi.structural_discriminator,
+              multi.back_appearance_discriminator]
+    assert all(isinstance(d, MultiScaleDiscriminator) and d.scales == 2 for d in images)
+    assert isinstance(multi.bilatent_discriminator, LatentDiscriminator)  # latents: one scale
+    # only the discriminators change: same generator weights, same images, same L1 terms
+    np.testing.assert_array_equal(paper.generator.get_weights()[0], multi.generator.get_weights()[0])
+    np.testing.assert_allclose(g_multi["loss_lat"][1][0], g_paper["loss_lat"][1][0], rtol=1e-6)
+    # L_app (Eq. 3) is the LSGAN term over both scales' logits, each scale weighed equally
+    synth = np.asarray(out["synth_mr"])
+    d = multi.appearance_discriminator
+    fine, coarse = (np.asarray(d.discs[0](synth)),
+                    np.asarray(d.discs[1](synth.reshape(3, 16, 2, 16, 2, 1).mean(axis=(2, 4)))))
+    want = 0.5 * (((fine - 1) ** 2).mean(axis=(1, 2, 3)) + ((coarse - 1) ** 2).mean(axis=(1, 2, 3)))
+    np.testing.assert_allclose(g_multi["loss_app"][1][0], want, rtol=1e-5)
+    ids = _ids(d.discs[1].weights)
+    assert ids <= _ids(multi.discriminator_variables) and not ids & _ids(multi.generator_variables)
+    assert paper.get_config()["disc_scales"] == 1
+    assert AnatomyAwareSynthesis.from_config(multi.get_config()).disc_scales == 2
+    multi.compile()
+    logs = multi.train_step((us, mr))
+    assert np.isfinite(float(logs["d_loss"]))
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="disc_scales"):
+            AnatomyAwareSynthesis(**TINY, disc_scales=bad, seed=0)
+    AnatomyAwareSynthesis(**TINY, disc_scales=3, seed=0)  # 32 px: the coarsest grid is 1 x 1
+    with pytest.raises(ValueError, match="divisible by 64"):
+        AnatomyAwareSynthesis(**TINY, disc_scales=4, seed=0)

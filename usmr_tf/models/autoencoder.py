@@ -41,6 +41,6 @@ class AutoEncoder(SynthesisModel):
 
     def get_config(self):
         config = super().get_config()
-        for key in ("lambda_rec", "gan_loss", "disc_filters", "spectral_norm"):
+        for key in ("lambda_rec", "gan_loss", "disc_filters", "disc_scales", "spectral_norm"):
             config.pop(key)
         return config

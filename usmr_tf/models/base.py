@@ -26,7 +26,11 @@ from keras import ops
 from usmr_tf.layers.diff_augment import POLICIES as _DA_POLICIES
 from usmr_tf.layers.diff_augment import check_policy as _check_da_policy
 from usmr_tf.layers.diff_augment import diff_augment as _diff_augment
-from usmr_tf.layers.discriminators import PatchDiscriminator
+from usmr_tf.layers.discriminators import (
+    MultiScaleDiscriminator,
+    PatchDiscriminator,
+    _check_scales,
+)
 from usmr_tf.layers.seeding import sub_seed
 from usmr_tf.models.gan_losses import check_gan_loss, l1_per_example
 from usmr_tf.models.generators import _BuiltInInit, check_image_size
@@ -76,6 +80,7 @@ class SynthesisModel(_BuiltInInit):
         lambda_rec=10.0,
         gan_loss="lsgan",
         disc_filters=None,
+        disc_scales=1,
         spectral_norm=False,
         diff_augment=False,
         ema_decay=0.0,
@@ -95,6 +100,14 @@ class SynthesisModel(_BuiltInInit):
         self.lambda_rec = float(lambda_rec)
         self.gan_loss = check_gan_loss(gan_loss)
         self.disc_filters = int(disc_filters) if disc_filters else 2 * self.base_filters
+        # Beyond the paper (issue 18, off by default): image discriminators at this many scales
+        # (`MultiScaleDiscriminator`: the input pooled 1, 2, 4, ... times); 1 = the paper's one.
+        self.disc_scales = _check_scales(disc_scales)
+        if self.disc_scales > 1 and self.image_size % (8 * 2 ** (self.disc_scales - 1)):
+            raise ValueError(
+                f"disc_scales={self.disc_scales} needs image_size divisible by "
+                f"{8 * 2 ** (self.disc_scales - 1)}, got {self.image_size}"
+            )
         self.spectral_norm = bool(spectral_norm)
         # Beyond the paper (issue 18 candidate, off by default): 0 = off; else the decay d of
         # an exponential moving average of the generator's weights, used for inference.
@@ -108,6 +121,14 @@ class SynthesisModel(_BuiltInInit):
 
     # -- construction helpers -------------------------------------------------------------
     def _patch_discriminator(self, name, cls=PatchDiscriminator):
+        if cls is PatchDiscriminator and self.disc_scales > 1:
+            return MultiScaleDiscriminator(
+                scales=self.disc_scales,
+                filters=self.disc_filters,
+                spectral_norm=self.spectral_norm,
+                seed=sub_seed(self.seed, name),
+                name=name,
+            )
         return cls(
             filters=self.disc_filters,
             spectral_norm=self.spectral_norm,
@@ -357,6 +378,7 @@ class SynthesisModel(_BuiltInInit):
             lambda_rec=self.lambda_rec,
             gan_loss=self.gan_loss,
             disc_filters=self.disc_filters,
+            disc_scales=self.disc_scales,
             spectral_norm=self.spectral_norm,
             diff_augment=self.diff_augment,
             ema_decay=self.ema_decay,

@@ -80,6 +80,7 @@ def test_baselines_share_blocks_and_optimizer_lists():
         (AutoEncoder, {}),
         (PlainGAN, {"gan_loss": "bce", "spectral_norm": True}),
         (CycleGAN, {"use_identity": True}),
+        (CycleGAN, {"disc_scales": 2}),  # multi-scale discriminators' weights saved and loaded
     ],
 )
 def test_config_and_keras_round_trip(tmp_path, phantom_batch, cls, kwargs):

@@ -78,6 +78,11 @@ class CycleGAN(SynthesisModel):
         self.generator_type = generator
         self.discriminator_type = discriminator
         self.pool_size = int(pool_size)
+        if self.disc_scales > 1 and discriminator != "patch":
+            raise ValueError(
+                f"disc_scales={self.disc_scales} works with discriminator='patch' only, got "
+                f"{discriminator!r}"
+            )
         self.generator = self._make_generator("G", "generator")
         self.back_generator = self._make_generator("F", "back_generator")
         self.appearance_discriminator = self._make_discriminator("appearance_discriminator")

@@ -85,7 +85,10 @@ def test_peer_cyclegan_trains_and_saves_its_pool(tmp_path, phantom_batch):
     assert clone.get_config()["generator"] == "resnet6"
 
 
-@pytest.mark.parametrize("bad", [{"generator": "vgg"}, {"discriminator": "x"}, {"pool_size": -1}])
+@pytest.mark.parametrize("bad", [
+    {"generator": "vgg"}, {"discriminator": "x"}, {"pool_size": -1},
+    {"discriminator": "patchgan70", "disc_scales": 2},  # multi-scale: the patch discriminator only
+])
 def test_bad_options(bad, tiny_config):
     with pytest.raises(ValueError):
         CycleGAN(**tiny_config, **bad)
