@@ -61,8 +61,9 @@ def write_prepared(out, parts, manifest):
             raise DataError("exists and is not a prepared dataset; refusing to replace it", out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    aside = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    aside = None
     try:
+        aside = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
         counts = {}
         for modality, splits in parts.items():
@@ -82,7 +83,8 @@ def write_prepared(out, parts, manifest):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        shutil.rmtree(aside, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
     return out
 
 

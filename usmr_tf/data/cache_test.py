@@ -42,6 +42,22 @@ def test_failed_write_leaves_nothing_and_keeps_previous(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
+def test_failed_aside_folder_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    made = []
+
+    def mkdtemp(**kwargs):  # the write folder is made, the aside folder fails (disk full)
+        if made:
+            raise OSError(28, "No space left on device")
+        made.append(real(**kwargs))
+        return made[-1]
+
+    real = cache.tempfile.mkdtemp
+    monkeypatch.setattr(cache.tempfile, "mkdtemp", mkdtemp)
+    with pytest.raises(OSError, match="No space"):
+        cache.write_prepared(tmp_path / "ds", _parts(), {"key": "new"})
+    assert len(made) == 1 and list(tmp_path.iterdir()) == []
+
+
 def test_replaces_a_previous_dataset_but_not_other_folders(tmp_path):
     out = cache.write_prepared(tmp_path / "ds", _parts(), {"key": "a"})
     cache.write_prepared(out, _parts(n_train=7), {"key": "b"})
