@@ -35,3 +35,6 @@ def test_a_model_argument_left_out_is_compared_as_its_default():
     assert backup._diff(started, _fingerprint("model.proj_pool=1")) is None  # default written out
     assert backup._diff(_fingerprint("model.proj_pool=1"), started) is None
     assert backup._diff(_fingerprint("model.proj_pool=4"), started) == ("model.proj_pool", 4, 1)
+    # an argument of the base class (SynthesisModel), found through the MRO walk
+    assert backup._diff(started, _fingerprint("model.disc_scales=2")) == (
+        "model.disc_scales", 1, 2)
