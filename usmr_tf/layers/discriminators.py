@@ -143,7 +143,7 @@ class MultiScaleDiscriminator(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.scales = _check_scales(scales)
+        self.scales = check_scales(scales)
         self.seed = seed
         self.discs = [
             PatchDiscriminator(
@@ -169,7 +169,7 @@ class MultiScaleDiscriminator(keras.layers.Layer):
         for size in shape[1:3]:
             if size is not None and int(size) % factor:
                 raise ValueError(
-                    f"MultiScaleDiscriminator with {self.scales} scales needs image sides "
+                    f"MultiScaleDiscriminator (disc_scales={self.scales}) needs image sides "
                     f"divisible by {factor}, got {tuple(shape[1:3])}"
                 )
 
@@ -213,7 +213,7 @@ class MultiScaleDiscriminator(keras.layers.Layer):
         return config
 
 
-def _check_scales(scales):
+def check_scales(scales):
     whole = isinstance(scales, int) or (isinstance(scales, float) and scales.is_integer())
     if isinstance(scales, bool) or not whole or scales < 1:
         raise ValueError(f"disc_scales must be a whole number >= 1, got {scales!r}")

@@ -29,7 +29,7 @@ from usmr_tf.layers.diff_augment import diff_augment as _diff_augment
 from usmr_tf.layers.discriminators import (
     MultiScaleDiscriminator,
     PatchDiscriminator,
-    _check_scales,
+    check_scales,
 )
 from usmr_tf.layers.seeding import sub_seed
 from usmr_tf.models.gan_losses import check_gan_loss, l1_per_example
@@ -102,12 +102,7 @@ class SynthesisModel(_BuiltInInit):
         self.disc_filters = int(disc_filters) if disc_filters else 2 * self.base_filters
         # Beyond the paper (issue 18, off by default): image discriminators at this many scales
         # (`MultiScaleDiscriminator`: the input pooled 1, 2, 4, ... times); 1 = the paper's one.
-        self.disc_scales = _check_scales(disc_scales)
-        if self.disc_scales > 1 and self.image_size % (8 * 2 ** (self.disc_scales - 1)):
-            raise ValueError(
-                f"disc_scales={self.disc_scales} needs image_size divisible by "
-                f"{8 * 2 ** (self.disc_scales - 1)}, got {self.image_size}"
-            )
+        self.disc_scales = check_scales(disc_scales)  # image sizes: checked when D is built
         self.spectral_norm = bool(spectral_norm)
         # Beyond the paper (issue 18 candidate, off by default): 0 = off; else the decay d of
         # an exponential moving average of the generator's weights, used for inference.
