@@ -126,46 +126,27 @@ class MultiScaleDiscriminator(keras.layers.Layer):
     """`scales` `PatchDiscriminator`s on the input pooled 1, 2, ... 2**(scales-1) times:
     `[B, H, W, C] -> [B, H', W', scales]` (H' = scale 0's logit grid).
 
-    Scale 0 is built exactly like a lone `PatchDiscriminator` with the same seed (same initial
-    weights), so `scales=1` is that discriminator. H and W must be divisible by
-    `2**(scales-1)` times the product of the strides (every coarser grid then tiles scale 0's).
+    `patch`: the `PatchDiscriminator` arguments (filters, num_layers, kernel_size, strides,
+    spectral_norm) every scale is built with. Scale 0 gets `seed` itself, so it starts with
+    the weights a lone `PatchDiscriminator` of that seed would have. H and W must be divisible
+    by `2**(scales-1)` times the product of the strides (every coarser grid then tiles scale 0's).
     """
 
-    def __init__(
-        self,
-        scales=2,
-        filters=64,
-        num_layers=4,
-        kernel_size=4,
-        strides=(2, 2, 2, 1),
-        spectral_norm=False,
-        seed=None,
-        **kwargs,
-    ):
+    def __init__(self, scales=2, patch=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.scales = check_scales(scales)
+        self.patch = dict(patch or {})
         self.seed = seed
         self.discs = [
-            PatchDiscriminator(
-                filters=filters,
-                num_layers=num_layers,
-                kernel_size=kernel_size,
-                strides=strides,
-                spectral_norm=spectral_norm,
-                seed=seed if i == 0 else sub_seed(seed, "scale", i),
-                name=f"scale{i}",
-            )
+            PatchDiscriminator(**self.patch, seed=seed if i == 0 else sub_seed(seed, "scale", i),
+                               name=f"scale{i}")
             for i in range(self.scales)
         ]
 
-    def _factor(self):
-        stride = 1
-        for s in self.discs[0].strides:
-            stride *= s
-        return stride * 2 ** (self.scales - 1)
-
     def _check_shape(self, shape):
-        factor = self._factor()
+        factor = 2 ** (self.scales - 1)
+        for s in self.discs[0].strides:
+            factor *= s
         for size in shape[1:3]:
             if size is not None and int(size) % factor:
                 raise ValueError(
@@ -173,16 +154,12 @@ class MultiScaleDiscriminator(keras.layers.Layer):
                     f"divisible by {factor}, got {tuple(shape[1:3])}"
                 )
 
-    def _pooled_shape(self, shape, i):
-        f = 2**i
-        return (shape[0], None if shape[1] is None else shape[1] // f,
-                None if shape[2] is None else shape[2] // f, shape[3])
-
     def build(self, input_shape):
         shape = tuple(input_shape)
         self._check_shape(shape)
         for i, d in enumerate(self.discs):
-            d.build(self._pooled_shape(shape, i))
+            f = 2**i
+            d.build((shape[0], *(None if n is None else n // f for n in shape[1:3]), shape[3]))
 
     def call(self, x, training=None):
         logits = []
@@ -200,16 +177,7 @@ class MultiScaleDiscriminator(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        d = self.discs[0]
-        config.update(
-            scales=self.scales,
-            filters=d.filters,
-            num_layers=d.num_layers,
-            kernel_size=d.kernel_size,
-            strides=list(d.strides),
-            spectral_norm=d.spectral_norm,
-            seed=self.seed,
-        )
+        config.update(scales=self.scales, patch=dict(self.patch), seed=self.seed)
         return config
 
 

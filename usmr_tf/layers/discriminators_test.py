@@ -33,14 +33,18 @@ def test_bad_strides():
         PatchDiscriminator(4, num_layers=4, strides=(2, 2))
 
 
-@pytest.mark.parametrize("cls", [PatchDiscriminator, LatentDiscriminator])
-def test_round_trip(tmp_path, cls):
-    d = cls(filters=4, seed=1)
-    inp = keras.Input((16, 16, 2))
+@pytest.mark.parametrize("cls, kwargs", [
+    (PatchDiscriminator, {"filters": 4}),
+    (LatentDiscriminator, {"filters": 4}),
+    (MultiScaleDiscriminator, {"scales": 3, "patch": {"filters": 4}}),
+])
+def test_round_trip(tmp_path, cls, kwargs):
+    d = cls(**kwargs, seed=1)
+    inp = keras.Input((32, 32, 2))
     model = keras.Model(inp, d(inp))
     assert cls.from_config(d.get_config()).get_config() == d.get_config()
     model.save(tmp_path / "d.keras")
-    x = _x((2, 16, 16, 2))
+    x = _x((2, 32, 32, 2))
     np.testing.assert_array_equal(model(x), keras.models.load_model(tmp_path / "d.keras")(x))
 
 
@@ -49,7 +53,7 @@ def test_round_trip(tmp_path, cls):
 
 def test_multi_scale_is_one_discriminator_per_pooled_copy_tiled_to_scale_0():
     x = _x((2, 32, 32, 1), seed=4)
-    d = MultiScaleDiscriminator(scales=2, filters=4, seed=7)
+    d = MultiScaleDiscriminator(scales=2, patch={"filters": 4}, seed=7)
     out = np.asarray(d(x))
     assert out.shape == (2, 4, 4, 2) and d.compute_output_shape((2, 32, 32, 1)) == (2, 4, 4, 2)
     # scale 0 is a lone PatchDiscriminator with the same seed: same weights, same logits
@@ -70,17 +74,8 @@ def test_multi_scale_is_one_discriminator_per_pooled_copy_tiled_to_scale_0():
 def test_multi_scale_checks_scales_and_image_size():
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="disc_scales"):
-            MultiScaleDiscriminator(scales=bad, filters=4)
-    assert MultiScaleDiscriminator(scales=2.0, filters=4).scales == 2
+            MultiScaleDiscriminator(scales=bad)
+    assert MultiScaleDiscriminator(scales=2.0).scales == 2
     with pytest.raises(ValueError, match="divisible by 32"):
-        MultiScaleDiscriminator(scales=3, filters=4).build((None, 48, 48, 1))
+        MultiScaleDiscriminator(scales=3, patch={"filters": 4}).build((None, 48, 48, 1))
 
-
-def test_multi_scale_round_trip(tmp_path):
-    d = MultiScaleDiscriminator(scales=3, filters=4, seed=1)
-    inp = keras.Input((32, 32, 2))
-    model = keras.Model(inp, d(inp))
-    assert MultiScaleDiscriminator.from_config(d.get_config()).get_config() == d.get_config()
-    model.save(tmp_path / "d.keras")
-    x = _x((2, 32, 32, 2))
-    np.testing.assert_array_equal(model(x), keras.models.load_model(tmp_path / "d.keras")(x))

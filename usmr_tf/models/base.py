@@ -119,8 +119,7 @@ class SynthesisModel(_BuiltInInit):
         if cls is PatchDiscriminator and self.disc_scales > 1:
             return MultiScaleDiscriminator(
                 scales=self.disc_scales,
-                filters=self.disc_filters,
-                spectral_norm=self.spectral_norm,
+                patch={"filters": self.disc_filters, "spectral_norm": self.spectral_norm},
                 seed=sub_seed(self.seed, name),
                 name=name,
             )
