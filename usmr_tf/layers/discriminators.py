@@ -182,6 +182,7 @@ class MultiScaleDiscriminator(keras.layers.Layer):
 
 
 def check_scales(scales):
+    """`scales` as an int: 1 (one discriminator, the paper's) or a larger whole number."""
     whole = isinstance(scales, int) or (isinstance(scales, float) and scales.is_integer())
     if isinstance(scales, bool) or not whole or scales < 1:
         raise ValueError(f"disc_scales must be a whole number >= 1, got {scales!r}")
