@@ -26,8 +26,9 @@ rank-equalised images (`usmr evaluate --deformation-equalise`: blind to contrast
 every probe with each seed (seed 0 keeps the documented names, seed N trains into
 ``WORK/NAME_sN``) and prints each probe's mean +- sd over them. ``--train-data DIR --tag T``
 trains on another prepared folder (e.g. data v3 planar at 64 px) into ``WORK/NAME_T[_sN]`` and
-still scores on ``--data``. ``--image-size 128`` trains and scores at 128 px (the preset's size;
-every folder prepared at it, checked; ~4x the time of a 64 px probe). Prints one line a run and the table of spreads, writes the JSON.
+still scores on ``--data``. ``--image-size 128`` trains and scores at 128 px (the preset's
+size; every folder prepared at it, checked; ~2x the time of a 64 px probe). Prints one line a
+run and the table of spreads, writes the JSON.
 A measurement, not a test. Research images only, not for diagnosis.
 """
 
@@ -201,7 +202,10 @@ def main(argv=None):
     from usmr_tf.data import cache
 
     for folder in dict.fromkeys([data, train_data, crl]):
-        size = cache.load_prepared(folder, "train", modality="mr")[0].shape[1]
+        manifest = cache.read_manifest(folder)
+        if manifest is None:
+            parser.error(f"{folder} is not a prepared folder (`usmr prepare`)")
+        size = manifest["params"]["size"]
         if size != args.image_size:
             parser.error(f"{folder} holds {size} px images, not --image-size {args.image_size}")
     real_mr = work / "train_mr.npy"  # real MR of the training sources: CRL's real-MR row

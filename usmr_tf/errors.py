@@ -19,3 +19,12 @@ class DataError(UsmrError, ValueError):
 
 class ConfigError(UsmrError, ValueError):
     """A recipe or command-line setting that cannot be used."""
+
+
+def whole_number(value, name, minimum=1):
+    """`value` as an int when it is a whole number >= `minimum` (an int or an integral float,
+    not a bool or a string); else a ValueError naming the argument `name`."""
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)

@@ -18,6 +18,7 @@
 import keras
 from keras import ops
 
+from usmr_tf.errors import whole_number
 from usmr_tf.layers.normalization import instance_norm, maybe_spectral
 from usmr_tf.layers.seeding import kernel_initializer, sub_seed
 
@@ -134,7 +135,7 @@ class MultiScaleDiscriminator(keras.layers.Layer):
 
     def __init__(self, scales=2, patch=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.scales = check_scales(scales)
+        self.scales = whole_number(scales, "disc_scales")
         self.patch = dict(patch or {})
         self.seed = seed
         self.discs = [
@@ -180,10 +181,3 @@ class MultiScaleDiscriminator(keras.layers.Layer):
         config.update(scales=self.scales, patch=dict(self.patch), seed=self.seed)
         return config
 
-
-def check_scales(scales):
-    """`scales` as an int: 1 (one discriminator, the paper's) or a larger whole number."""
-    whole = isinstance(scales, int) or (isinstance(scales, float) and scales.is_integer())
-    if isinstance(scales, bool) or not whole or scales < 1:
-        raise ValueError(f"disc_scales must be a whole number >= 1, got {scales!r}")
-    return int(scales)

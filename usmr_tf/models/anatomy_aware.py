@@ -26,6 +26,7 @@ inference generator ("w/o att.").
 
 import keras
 
+from usmr_tf.errors import whole_number
 from usmr_tf.layers.discriminators import LatentDiscriminator
 from usmr_tf.layers.edge_net import EdgeNet
 from usmr_tf.layers.patch_nce import PatchNCEHead, patch_nce_per_example
@@ -51,14 +52,6 @@ def _check_lambda_proj(value):
     if isinstance(value, bool) or not 0.0 <= weight < float("inf"):
         raise ValueError(f"lambda_proj must be None or a number >= 0, got {value!r}")
     return weight
-
-
-def _check_proj_pool(value):
-    """1 (the paper: per-pixel L_proj) or a larger whole number of pixels per pooling cell."""
-    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole or value < 1:
-        raise ValueError(f"proj_pool must be a whole number >= 1, got {value!r}")
-    return int(value)
 
 
 def pooled(image, pool):
@@ -118,7 +111,7 @@ class AnatomyAwareSynthesis(SynthesisModel):
         # (Eq. 1-2); None keeps the paper's single lambda = lambda_rec for both.
         self.lambda_proj = _check_lambda_proj(lambda_proj)
         # Beyond the paper (issue 18): L_proj on k x k cell means, the US's layout, not its pixels.
-        self.proj_pool = _check_proj_pool(proj_pool)
+        self.proj_pool = whole_number(proj_pool, "proj_pool")
         self.use_bilatent = bool(use_bilatent)
         self.use_structural = bool(use_structural)
         self.use_attention = bool(use_attention)

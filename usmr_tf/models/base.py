@@ -23,14 +23,11 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from usmr_tf.errors import whole_number
 from usmr_tf.layers.diff_augment import POLICIES as _DA_POLICIES
 from usmr_tf.layers.diff_augment import check_policy as _check_da_policy
 from usmr_tf.layers.diff_augment import diff_augment as _diff_augment
-from usmr_tf.layers.discriminators import (
-    MultiScaleDiscriminator,
-    PatchDiscriminator,
-    check_scales,
-)
+from usmr_tf.layers.discriminators import MultiScaleDiscriminator, PatchDiscriminator
 from usmr_tf.layers.seeding import sub_seed
 from usmr_tf.models.gan_losses import check_gan_loss, l1_per_example
 from usmr_tf.models.generators import _BuiltInInit, check_image_size
@@ -102,7 +99,7 @@ class SynthesisModel(_BuiltInInit):
         self.disc_filters = int(disc_filters) if disc_filters else 2 * self.base_filters
         # Beyond the paper (issue 18, off by default): image discriminators at this many scales
         # (`MultiScaleDiscriminator`: the input pooled 1, 2, 4, ... times); 1 = the paper's one.
-        self.disc_scales = check_scales(disc_scales)  # image sizes: checked when D is built
+        self.disc_scales = whole_number(disc_scales, "disc_scales")  # image sizes: checked when D is built
         self.spectral_norm = bool(spectral_norm)
         # Beyond the paper (issue 18 candidate, off by default): 0 = off; else the decay d of
         # an exponential moving average of the generator's weights, used for inference.
