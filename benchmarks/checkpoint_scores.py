@@ -1,0 +1,134 @@
+"""Does a run's validation curve rank its checkpoints the way held-out MR does? (issue 18)
+
+    .venv/bin/python benchmarks/checkpoint_scores.py RUN [RUN ...] --data ../runs/preset_v3_data \
+        [--json scores.json] [--figure curves.png]
+
+For every step of `RUN/validation.csv` that has a checkpoint (`RUN/checkpoints/epochNNNN
+.weights.h5`, step = epoch x `training.steps_per_epoch` of `RUN/recipe.yaml`), the model's
+inference generator (its EMA when trained with one) synthesizes the data folder's test US and
+the output is scored by SWD against the test split's MR and against the left-out MR source
+(`mr/heldout.npy`), as `usmr evaluate` scores an export. Printed beside the step's validation
+SWD, with the Spearman rank correlation of the validation SWD and each held-out SWD over the
+run's checkpoints (1 = the validation curve orders the checkpoints as the held-out MR does).
+`--figure` draws the three curves of every run against the step.
+
+A diagnostic of the best-checkpoint rule, not a way to choose a checkpoint: picking one on
+the test split would leak it. Measures and prints; research numbers, not for diagnosis.
+"""
+
+import argparse
+import csv
+import json
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+
+
+def spearman(a, b):
+    """Spearman's rank correlation of two equal-length sequences (no ties expected)."""
+    ra = np.argsort(np.argsort(a)).astype(float)
+    rb = np.argsort(np.argsort(b)).astype(float)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def checkpoints(run):
+    """[(step, validation SWD, checkpoint path)] for the validation steps that have one."""
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    per_epoch = int(recipe["training"]["steps_per_epoch"])
+    with open(run / "validation.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    found = []
+    for row in rows:
+        step = int(row["step"])
+        path = run / "checkpoints" / f"epoch{step // per_epoch:04d}.weights.h5"
+        if step % per_epoch == 0 and path.is_file():
+            found.append((step, float(row["swd"]), path))
+    return found
+
+
+def score_run(run, us, references):
+    from usmr_tf.cli.export import load_checkpoint
+    from usmr_tf.export.synthesis import predict_batched
+    from usmr_tf.metrics.swd import swd
+
+    rows = []
+    for step, val_swd, path in checkpoints(run):
+        model = load_checkpoint(path)
+        synth = predict_batched(lambda x: model(x, training=False), us)
+        row = {"step": step, "validation_swd": val_swd}
+        row.update({name: swd(synth, mr, seed=0)["mean"] for name, mr in references.items()})
+        rows.append(row)
+        print(f"{run.name} step {step:5d}: validation {val_swd:6.1f}  " + "  ".join(
+            f"{name} {row[name]:6.1f}" for name in references), flush=True)
+    out = {"checkpoints": rows}
+    if len(rows) > 2:
+        out["spearman"] = {name: spearman([r["validation_swd"] for r in rows],
+                                          [r[name] for r in rows]) for name in references}
+    return out
+
+
+def figure(results, runs, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.6), squeeze=False)
+    labels = {"validation_swd": "validation US vs the MR it trains on",
+              "test_swd": "test US vs the test split's MR",
+              "heldout_swd": "test US vs the left-out MR source"}
+    for axis, run in zip(ax[0], runs):
+        rows = results[str(run)]["checkpoints"]
+        steps = [r["step"] for r in rows]
+        for key, label in labels.items():
+            if rows and key in rows[0]:
+                axis.plot(steps, [r[key] for r in rows], marker="o", ms=3, label=label)
+        axis.set_title(run.name, fontsize=10)
+        axis.set_xlabel("optimizer step")
+        axis.set_ylabel("SWD x1e3 (lower = closer to that MR)")
+        axis.set_yscale("log")
+        axis.legend(fontsize=7)
+    fig.suptitle("SWD of each checkpoint. Research numbers, not for diagnosis.", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", nargs="+", help="`usmr train` run folders")
+    parser.add_argument("--data", required=True,
+                        help="a `usmr prepare` folder with us/test.npy, mr/test.npy, mr/heldout.npy")
+    parser.add_argument("--json", default=None, help="also write the scores as JSON")
+    parser.add_argument("--figure", default=None, help="also draw the curves (PNG)")
+    args = parser.parse_args(argv)
+    data = pathlib.Path(args.data)
+    runs = [pathlib.Path(r) for r in args.run]
+    for run in runs:
+        if not (run / "validation.csv").is_file() or not (run / "recipe.yaml").is_file():
+            parser.error(f"{run}: not a `usmr train` run with validation (no validation.csv "
+                         "or recipe.yaml)")
+    us = np.load(data / "us" / "test.npy")
+    references = {"test_swd": np.load(data / "mr" / "test.npy")}
+    if (data / "mr" / "heldout.npy").is_file():
+        references["heldout_swd"] = np.load(data / "mr" / "heldout.npy")
+    results = {"data": str(data), "n_us": int(len(us)),
+               "notice": "research numbers, not for diagnosis"}
+    for run in runs:
+        results[str(run)] = score_run(run, us, references)
+        if "spearman" in results[str(run)]:
+            print(f"{run}: Spearman(validation SWD, held-out SWD) " + ", ".join(
+                f"{k} {v:+.2f}" for k, v in results[str(run)]["spearman"].items()))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    if args.figure:
+        figure(results, runs, args.figure)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
