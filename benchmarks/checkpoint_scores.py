@@ -1,7 +1,7 @@
 """Does a run's validation curve rank its checkpoints the way held-out MR does? (issue 18)
 
     .venv/bin/python benchmarks/checkpoint_scores.py RUN [RUN ...] --data ../runs/preset_v3_data \
-        [--json scores.json] [--figure curves.png]
+        [--val-pick spread] [--json scores.json] [--figure curves.png]
 
 For every step of `RUN/validation.csv` that has a checkpoint (`RUN/checkpoints/epochNNNN
 .weights.h5`, step = epoch x `training.steps_per_epoch` of `RUN/recipe.yaml`), the model's
@@ -10,7 +10,10 @@ the output is scored by SWD against the test split's MR and against the left-out
 (`mr/heldout.npy`), as `usmr evaluate` scores an export. Printed beside the step's validation
 SWD, with the Spearman rank correlation of the validation SWD and each held-out SWD over the
 run's checkpoints (1 = the validation curve orders the checkpoints as the held-out MR does).
-`--figure` draws the three curves of every run against the step.
+`--val-pick spread` adds one more column: the run's own validation split re-drawn with that
+`data.val_pick` (docs/training.md), scored against the MR the run trains on as validation
+does (what the rule would have seen with that split; the run may have trained on those US).
+`--figure` draws the curves of every run against the step.
 
 A diagnostic of the best-checkpoint rule, not a way to choose a checkpoint: picking one on
 the test split would leak it. Measures and prints; research numbers, not for diagnosis.
@@ -51,24 +54,40 @@ def checkpoints(run):
     return found
 
 
-def score_run(run, us, references):
+def redrawn_validation(run, val_pick):
+    """(validation US, the run's train + val MR) of `run` with `data.val_pick` = `val_pick`."""
+    from usmr_tf.training.recipe import load_recipe
+    from usmr_tf.training.trainer import load_splits
+
+    recipe = load_recipe(run / "recipe.yaml", [f"data.val_pick={val_pick}"])
+    train, val = load_splits(recipe["data"])
+    return val.us, np.concatenate([train.mr, val.mr])
+
+
+def score_run(run, us, references, val_pick=None):
     from usmr_tf.cli.export import load_checkpoint
     from usmr_tf.export.synthesis import predict_batched
     from usmr_tf.metrics.swd import swd
 
+    redrawn = redrawn_validation(run, val_pick) if val_pick else None
     rows = []
     for step, val_swd, path in checkpoints(run):
         model = load_checkpoint(path)
         synth = predict_batched(lambda x: model(x, training=False), us)
         row = {"step": step, "validation_swd": val_swd}
         row.update({name: swd(synth, mr, seed=0)["mean"] for name, mr in references.items()})
+        if redrawn is not None:
+            val_synth = predict_batched(lambda x: model(x, training=False), redrawn[0])
+            row[f"validation_{val_pick}_swd"] = swd(val_synth, redrawn[1], seed=0)["mean"]
         rows.append(row)
-        print(f"{run.name} step {step:5d}: validation {val_swd:6.1f}  " + "  ".join(
-            f"{name} {row[name]:6.1f}" for name in references), flush=True)
+        print(f"{run.name} step {step:5d}: " + "  ".join(
+            f"{name} {value:6.1f}" for name, value in row.items() if name != "step"), flush=True)
     out = {"checkpoints": rows}
     if len(rows) > 2:
-        out["spearman"] = {name: spearman([r["validation_swd"] for r in rows],
-                                          [r[name] for r in rows]) for name in references}
+        curves = ["validation_swd"] + ([f"validation_{val_pick}_swd"] if val_pick else [])
+        out["spearman"] = {f"{curve}~{name}": spearman([r[curve] for r in rows],
+                                                       [r[name] for r in rows])
+                           for curve in curves for name in references}
     return out
 
 
@@ -80,6 +99,7 @@ def figure(results, runs, path):
 
     fig, ax = plt.subplots(1, len(runs), figsize=(5 * len(runs), 3.6), squeeze=False)
     labels = {"validation_swd": "validation US vs the MR it trains on",
+              "validation_spread_swd": "spread validation US vs the MR it trains on",
               "test_swd": "test US vs the test split's MR",
               "heldout_swd": "test US vs the left-out MR source"}
     for axis, run in zip(ax[0], runs):
@@ -103,6 +123,8 @@ def main(argv=None):
     parser.add_argument("run", nargs="+", help="`usmr train` run folders")
     parser.add_argument("--data", required=True,
                         help="a `usmr prepare` folder with us/test.npy, mr/test.npy, mr/heldout.npy")
+    parser.add_argument("--val-pick", default=None, choices=["tail", "spread"],
+                        help="also score the run's validation split re-drawn this way")
     parser.add_argument("--json", default=None, help="also write the scores as JSON")
     parser.add_argument("--figure", default=None, help="also draw the curves (PNG)")
     args = parser.parse_args(argv)
@@ -119,9 +141,9 @@ def main(argv=None):
     results = {"data": str(data), "n_us": int(len(us)),
                "notice": "research numbers, not for diagnosis"}
     for run in runs:
-        results[str(run)] = score_run(run, us, references)
+        results[str(run)] = score_run(run, us, references, args.val_pick)
         if "spearman" in results[str(run)]:
-            print(f"{run}: Spearman(validation SWD, held-out SWD) " + ", ".join(
+            print(f"{run}: Spearman rank correlation " + ", ".join(
                 f"{k} {v:+.2f}" for k, v in results[str(run)]["spearman"].items()))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=1) + "\n")

@@ -37,6 +37,7 @@ DEFAULTS = {
         "cache_dir": None,  # prepared only: output of `usmr prepare`
         "test_fraction": 0.2,  # paper §3: 80 % train + validation, 20 % test
         "val_fraction": 0.1,  # of the 80 %
+        "val_pick": "tail",  # "tail": the last val_fraction; "spread": evenly spaced over it
         "augment": True,
         "augment_mr": False,  # MR side only: bias field, intensity, noise, zoom (or options)
         "seed": 0,
@@ -85,6 +86,7 @@ DEFAULTS = {
 OPTIMIZERS = ("training.generator_optimizer", "training.discriminator_optimizer")
 FREE_FORM = {"model", *OPTIMIZERS}
 DATA_SOURCES = ("phantoms", "prepared")
+VAL_PICKS = ("tail", "spread")  # data.val_pick: which part of the training split validates
 STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = (None, "auto", "float32", "mixed_bfloat16", "mixed_float16")
 GAN_LOSSES = ("lsgan", "bce")
@@ -191,6 +193,8 @@ def validate(recipe, source="recipe"):
         value = data[key]
         _check(isinstance(value, (int, float)) and not isinstance(value, bool)
                and 0 <= value < 1, source, f"`data.{key}` must be in [0, 1), got {value!r}")
+    _check(data["val_pick"] in VAL_PICKS, source,
+           f"`data.val_pick` must be one of {VAL_PICKS}, got {data['val_pick']!r}")
     _check(isinstance(data["augment_mr"], (bool, dict)), source,
            "`data.augment_mr` must be true, false or a mapping of augment.augment_mr options")
     for key in ("epochs", "batch_size"):

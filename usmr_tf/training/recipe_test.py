@@ -59,6 +59,7 @@ def test_switching_optimizer_drops_the_old_ones_arguments():
     ("training.strategy=tpu", "training.strategy"),
     ("training.mixed_precision=float8", "training.mixed_precision"),
     ("data.test_fraction=1.5", "data.test_fraction"),
+    ("data.val_pick=random", "data.val_pick"),
     ("data.source=prepared", "data.cache_dir"),
     ("training.epochs", "key=value"),
     ("training=3", "must be a mapping"),

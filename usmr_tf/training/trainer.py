@@ -53,12 +53,19 @@ class TrainResult:
 # ----------------------------------------------------------------------------- data
 
 
-def _split_indices(n, test_fraction, val_fraction):
-    """Contiguous split: the last `test_fraction` is held out (paper: 80 % / 20 %)."""
+def _split_indices(n, test_fraction, val_fraction, val_pick="tail"):
+    """`(train, val)` indices: the last `test_fraction` is held out (paper: 80 % / 20 %); of
+    the rest, `val_fraction` validates: its last part (`val_pick="tail"`, slices) or images
+    evenly spaced over it (`"spread"`, index arrays), so that a split whose order follows
+    its sources (HC18 then HC18-more, exam numbers) validates on all of them."""
     n_test = int(round(n * test_fraction))
     n_trainval = n - n_test
     n_val = int(round(n_trainval * val_fraction))
-    return slice(0, n_trainval - n_val), slice(n_trainval - n_val, n_trainval)
+    if val_pick == "tail" or n_val == 0:
+        return slice(0, n_trainval - n_val), slice(n_trainval - n_val, n_trainval)
+    # the middle of each of n_val equal strides: distinct, first and last strides included
+    val = ((np.arange(n_val) + 0.5) * n_trainval / n_val).astype(int)
+    return np.setdiff1d(np.arange(n_trainval), val), val
 
 
 def load_splits(data):
@@ -69,8 +76,10 @@ def load_splits(data):
         us, mr, mr_paired = unpaired_phantoms(
             data["n_us"], data["n_mr"], data["image_size"], seed=data["seed"]
         )
-        us_tr, us_val = _split_indices(len(us), data["test_fraction"], data["val_fraction"])
-        mr_tr, mr_val = _split_indices(len(mr), data["test_fraction"], data["val_fraction"])
+        us_tr, us_val = _split_indices(len(us), data["test_fraction"], data["val_fraction"],
+                                       data["val_pick"])
+        mr_tr, mr_val = _split_indices(len(mr), data["test_fraction"], data["val_fraction"],
+                                       data["val_pick"])
         train = Split(us[us_tr], mr[mr_tr], mr_paired[us_tr])
         val = Split(us[us_val], mr[mr_val], mr_paired[us_val])
     else:  # `usmr prepare` already held out its 20 % "test" split; validation comes from "train"
@@ -78,8 +87,8 @@ def load_splits(data):
 
         cache = pathlib.Path(data["cache_dir"]).expanduser()
         us, mr = (as_images(cache, name=name, split="train") for name in ("us", "mr"))
-        us_tr, us_val = _split_indices(len(us), 0.0, data["val_fraction"])
-        mr_tr, mr_val = _split_indices(len(mr), 0.0, data["val_fraction"])
+        us_tr, us_val = _split_indices(len(us), 0.0, data["val_fraction"], data["val_pick"])
+        mr_tr, mr_val = _split_indices(len(mr), 0.0, data["val_fraction"], data["val_pick"])
         train, val = Split(us[us_tr], mr[mr_tr]), Split(us[us_val], mr[mr_val])
         if us.shape[1] != data["image_size"]:
             raise ConfigError(

@@ -22,6 +22,30 @@ def _replica_values(variable):
     return [np.asarray(v) for v in getattr(tf_var, "values", [tf_var])]
 
 
+def test_val_pick_tail_is_the_last_part_and_spread_covers_the_split():
+    """`data.val_pick`: "tail" (default) keeps the old contiguous split; "spread" validates on
+    images evenly spaced over train + validation, disjoint from training, same count."""
+    assert trainer._split_indices(100, 0.2, 0.1) == (slice(0, 72), slice(72, 80))
+    train, val = trainer._split_indices(100, 0.2, 0.1, "spread")
+    assert len(val) == 8 and len(np.unique(val)) == 8 and len(train) == 72
+    assert not set(train) & set(val) and set(train) | set(val) == set(range(80))
+    assert val.min() < 10 and val.max() >= 70  # both ends of the 80 train + val images
+    np.testing.assert_array_equal(np.diff(val), 10)
+    assert trainer._split_indices(10, 0.0, 0.0, "spread") == (slice(0, 10), slice(10, 10))
+
+
+def test_load_splits_validates_on_the_spread_images():
+    tail_train, tail_val = trainer.load_splits(_recipe()["data"])
+    data = _recipe("data.val_pick=spread")["data"]
+    train, val = trainer.load_splits(data)
+    for name in ("us", "mr"):
+        ordered = np.concatenate([getattr(tail_train, name), getattr(tail_val, name)])
+        _, idx = trainer._split_indices(len(ordered), 0.0, data["val_fraction"], "spread")
+        np.testing.assert_array_equal(getattr(val, name), ordered[idx])
+        np.testing.assert_array_equal(getattr(train, name), np.delete(ordered, idx, axis=0))
+        assert not np.array_equal(getattr(val, name), getattr(tail_val, name))
+
+
 def test_mirrored_step_equals_single_device_step():
     """2 replicas x 2 images == 1 device x 4 images after one SGD step (loss scaling is right)."""
     mirrored = strategy_lib.make_strategy("mirrored")
