@@ -30,13 +30,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+
+from usmr_tf.training.callbacks import PeriodicCheckpoint  # noqa: E402
 
 
 def spearman(a, b):
-    """Spearman's rank correlation of two equal-length sequences (no ties expected)."""
-    ra = np.argsort(np.argsort(a)).astype(float)
-    rb = np.argsort(np.argsort(b)).astype(float)
-    return float(np.corrcoef(ra, rb)[0, 1])
+    """Spearman's rank correlation of two equal-length sequences."""
+    return float(spearmanr(a, b)[0])
 
 
 def checkpoints(run):
@@ -48,20 +49,21 @@ def checkpoints(run):
     found = []
     for row in rows:
         step = int(row["step"])
-        path = run / "checkpoints" / f"epoch{step // per_epoch:04d}.weights.h5"
+        path = PeriodicCheckpoint.path(run / "checkpoints", step // per_epoch)
         if step % per_epoch == 0 and path.is_file():
             found.append((step, float(row["swd"]), path))
     return found
 
 
 def redrawn_validation(run, val_pick):
-    """(validation US, the run's train + val MR) of `run` with `data.val_pick` = `val_pick`."""
+    """(validation US, SWD reference MR) of `run` with `data.val_pick` = `val_pick`, as the
+    trainer builds them for its validation callback."""
     from usmr_tf.training.recipe import load_recipe
-    from usmr_tf.training.trainer import load_splits
+    from usmr_tf.training.trainer import _validation_set, load_splits
 
     recipe = load_recipe(run / "recipe.yaml", [f"data.val_pick={val_pick}"])
     train, val = load_splits(recipe["data"])
-    return val.us, np.concatenate([train.mr, val.mr])
+    return _validation_set(val, train)[:2]
 
 
 def score_run(run, us, references, val_pick=None):
@@ -73,11 +75,15 @@ def score_run(run, us, references, val_pick=None):
     rows = []
     for step, val_swd, path in checkpoints(run):
         model = load_checkpoint(path)
-        synth = predict_batched(lambda x: model(x, training=False), us)
+
+        def generate(x, model=model):
+            return model(x, training=False)
+
+        synth = predict_batched(generate, us)
         row = {"step": step, "validation_swd": val_swd}
         row.update({name: swd(synth, mr, seed=0)["mean"] for name, mr in references.items()})
         if redrawn is not None:
-            val_synth = predict_batched(lambda x: model(x, training=False), redrawn[0])
+            val_synth = predict_batched(generate, redrawn[0])
             row[f"validation_{val_pick}_swd"] = swd(val_synth, redrawn[1], seed=0)["mean"]
         rows.append(row)
         print(f"{run.name} step {step:5d}: " + "  ".join(

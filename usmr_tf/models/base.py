@@ -99,7 +99,8 @@ class SynthesisModel(_BuiltInInit):
         self.disc_filters = int(disc_filters) if disc_filters else 2 * self.base_filters
         # Beyond the paper (issue 18, off by default): image discriminators at this many scales
         # (`MultiScaleDiscriminator`: the input pooled 1, 2, 4, ... times); 1 = the paper's one.
-        self.disc_scales = whole_number(disc_scales, "disc_scales")  # image sizes: checked when D is built
+        # (image sizes are checked when D is built)
+        self.disc_scales = whole_number(disc_scales, "disc_scales")
         self.spectral_norm = bool(spectral_norm)
         # Beyond the paper (issue 18 candidate, off by default): 0 = off; else the decay d of
         # an exponential moving average of the generator's weights, used for inference.

@@ -86,10 +86,15 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
         self.every_n_epochs = int(every_n_epochs)
         self.directory = pathlib.Path(directory)
 
+    @staticmethod
+    def path(directory, epoch):
+        """The snapshot written after `epoch` epochs (1-based) in `directory`."""
+        return pathlib.Path(directory) / f"epoch{epoch:04d}.weights.h5"
+
     def on_epoch_end(self, epoch, logs=None):
         last = self.params.get("epochs") if self.params else None
         if (epoch + 1) % self.every_n_epochs == 0 or (last is not None and epoch + 1 == last):
-            with atomic_path(self.directory / f"epoch{epoch + 1:04d}.weights.h5") as tmp:
+            with atomic_path(self.path(self.directory, epoch + 1)) as tmp:
                 self.model.save_weights(str(tmp))
 
 
