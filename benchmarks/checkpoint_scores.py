@@ -7,7 +7,8 @@ For every step of `RUN/validation.csv` that has a checkpoint (`RUN/checkpoints/e
 .weights.h5`, step = epoch x `training.steps_per_epoch` of `RUN/recipe.yaml`), the model's
 inference generator (its EMA when trained with one) synthesizes the data folder's test US and
 the output is scored by SWD against the test split's MR and against the left-out MR source
-(`mr/heldout.npy`), as `usmr evaluate` scores an export. Printed beside the step's validation
+(`mr/heldout.npy`), as `usmr evaluate` scores an export, and by the outline check (whether each
+output keeps its US's head: `usmr_tf.metrics.outline`). Printed beside the step's validation
 SWD, with the Spearman rank correlation of the validation SWD and each held-out SWD over the
 run's checkpoints (1 = the validation curve orders the checkpoints as the held-out MR does).
 `--val-pick spread` adds one more column: the run's own validation split re-drawn with that
@@ -69,6 +70,7 @@ def redrawn_validation(run, val_pick):
 def score_run(run, us, references, val_pick=None):
     from usmr_tf.cli.export import load_checkpoint
     from usmr_tf.export.synthesis import predict_batched
+    from usmr_tf.metrics.outline import outline_scores
     from usmr_tf.metrics.swd import swd
 
     redrawn = redrawn_validation(run, val_pick) if val_pick else None
@@ -82,12 +84,14 @@ def score_run(run, us, references, val_pick=None):
         synth = predict_batched(generate, us)
         row = {"step": step, "validation_swd": val_swd}
         row.update({name: swd(synth, mr, seed=0)["mean"] for name, mr in references.items()})
+        row["test_outline"] = float(np.nanmean(outline_scores(us, synth)))
         if redrawn is not None:
             val_synth = predict_batched(generate, redrawn[0])
             row[f"validation_{val_pick}_swd"] = swd(val_synth, redrawn[1], seed=0)["mean"]
         rows.append(row)
         print(f"{run.name} step {step:5d}: " + "  ".join(
-            f"{name} {value:6.1f}" for name, value in row.items() if name != "step"), flush=True)
+            f"{name} {value:.3f}" if name.endswith("outline") else f"{name} {value:6.1f}"
+            for name, value in row.items() if name != "step"), flush=True)
     out = {"checkpoints": rows}
     if len(rows) > 2:
         curves = ["validation_swd"] + ([f"validation_{val_pick}_swd"] if val_pick else [])

@@ -4,8 +4,8 @@
                   [--json out.json]
     usmr evaluate --preset fetal_hc18_v2 --us prepared/ --mr prepared/ [--quiet]
 
-Prints a table (output diversity, deformation score, SWD, realism test, structure score; MAE/PSNR/SSIM
-with --paired-mr) next to the reference rows every score is read against: `identity` (the US
+Prints a table (output diversity, deformation score, SWD, realism test, structure score, outline
+check; MAE/PSNR/SSIM with --paired-mr) next to the reference rows every score is read against: `identity` (the US
 passed through unchanged) and `real MR` (real slices of other subjects, --mr-reference; for a
 `usmr prepare` folder the other split by default). Writes the numbers plus per-image values as
 JSON. Research output, not for diagnosis.
@@ -61,6 +61,10 @@ def register(subparsers):
                              "structures do not match; docs/metrics.md)")
     parser.add_argument("--no-deformation", action="store_true",
                         help="skip the (slowest) registration-based score")
+    parser.add_argument("--outline-scale", type=float, default=None,
+                        help="outline check: the MR head's size over the US head mask's "
+                             "(default 0.903 / 1.03, US aligned like HC18: docs/metrics.md); "
+                             "0 leaves the check out (US aligned another way)")
     parser.add_argument("--no-realism", action="store_true",
                         help="skip the realism test (a small CNN trained 5 times to tell real MR "
                              "from the outputs; ~10-30 s a row on 2 CPU cores)")
@@ -107,7 +111,7 @@ def run(args):
     from usmr_tf.errors import ConfigError
     from usmr_tf.atomic import write_text_atomic
     from usmr_tf.export.runtimes import SavedModelRunner
-    from usmr_tf.metrics import evaluation
+    from usmr_tf.metrics import evaluation, outline
     from usmr_tf.metrics.deformation import RegistrationConfig
     from usmr_tf.metrics.image_sets import load_image_set
     from usmr_tf.metrics.realism import RealismConfig
@@ -116,6 +120,10 @@ def run(args):
         raise ConfigError("--max-images must be >= 0, --batch-size and --top-k >= 1")
     if not 32 <= args.registration_size <= 256:
         raise ConfigError("--registration-size must be in [32, 256]")
+    outline_scale = outline.DEFAULT_SCALE if args.outline_scale is None else args.outline_scale
+    if not 0.0 <= outline_scale <= 2.0:
+        raise ConfigError("--outline-scale must be in [0, 2] (0 = no outline check)")
+    outline_scale = outline_scale or None
     if args.json and not pathlib.Path(args.json).parent.resolve().is_dir():
         raise ConfigError(f"{args.json}: folder does not exist")
     runner = SavedModelRunner(model_path(args), version=args.version)
@@ -134,14 +142,14 @@ def run(args):
         result = evaluation.evaluate_synthesis(
             us, synth, real_mr, paired_mr=paired, with_deformation=not args.no_deformation,
             top_k=args.top_k, registration=registration,
-            progress=bar.update, realism_config=realism_config)
+            progress=bar.update, realism_config=realism_config, outline_scale=outline_scale)
     references = {}
     if not args.no_references:
         reference = _reference_mr(args, size, load_image_set)
         references = evaluation.evaluate_references(
             us, real_mr, reference, with_deformation=not args.no_deformation, top_k=args.top_k,
             registration=registration,
-            realism_config=realism_config)
+            realism_config=realism_config, outline_scale=outline_scale)
     print(f"model {runner.path} (image size {size}); {len(us)} US, {len(real_mr)} real MR")
     print(evaluation.format_table(result["metrics"]))
     if references:
@@ -159,6 +167,7 @@ def run(args):
                        "mr_reference": args.mr_reference},
             "registration": {"size": args.registration_size,
                              "equalise": args.deformation_equalise},
+            "outline_scale": outline_scale,
             "counts": {"us": len(us), "real_mr": len(real_mr)},
             **result,
             "references": references,

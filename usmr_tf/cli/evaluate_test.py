@@ -129,7 +129,9 @@ def test_reference_rows_identity_and_real_mr(model_dir, data, tmp_path, capsys):
     refs = report["references"]
     assert refs["identity"]["diversity"] == 1.0 and refs["identity"]["structure"] > 0.99
     assert "structure" not in refs["real MR"] and refs["real MR"]["swd"] >= 0
+    assert "outline" not in refs["real MR"] and 0 < refs["identity"]["outline"] <= 1
     assert 0 <= report["metrics"]["diversity"]
+    assert 0 <= report["metrics"]["outline"] <= 1 and len(report["per_image"]["outline"]) == 3
 
 
 def test_deformation_equalise_scores_rank_equalised_images(model_dir, data, tmp_path):
@@ -152,3 +154,18 @@ def test_deformation_equalise_scores_rank_equalised_images(model_dir, data, tmp_
     np.testing.assert_allclose(report["per_image"]["deformation"], want["scores"], atol=1e-6)
     plain = deformation.deformation_scores(synth, real, top_k=1)
     assert np.abs(plain["scores"] - want["scores"]).max() > 1e-3  # the flag changed the score
+
+
+def test_outline_scale_zero_leaves_the_check_out_and_a_bad_one_is_refused(model_dir, data,
+                                                                           tmp_path, capsys):
+    out = tmp_path / "scores.json"
+    base = ["evaluate", "--model", str(model_dir), "--us", str(data / "us.npy"), "--mr",
+            str(data / "mr"), "--no-deformation", "--no-realism", "--quiet"]
+    assert cli.main([*base, "--outline-scale", "0", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert "outline" not in report["metrics"] and report["outline_scale"] is None
+    assert "outline" not in report["references"]["identity"]
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    assert cli.main([*base, "--outline-scale", "-1", "--json", str(bad)]) == 2
+    assert "--outline-scale" in capsys.readouterr().err and not bad.exists()

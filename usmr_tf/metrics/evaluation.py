@@ -6,7 +6,7 @@ Used by `usmr evaluate` and the Table 1 reproduction. Research output, not for d
 import numpy as np
 
 from usmr_tf.errors import DataError
-from usmr_tf.metrics import deformation, image_metrics, realism, structure, swd
+from usmr_tf.metrics import deformation, image_metrics, outline, realism, structure, swd
 from usmr_tf.metrics.checks import as_image_batch
 from usmr_tf.metrics.diversity import mean_pairwise_l1, output_diversity
 
@@ -21,6 +21,8 @@ METRIC_INFO = {
     "realism": ("0.5", "realism test: accuracy of a CNN telling real MR from these (5-fold "
                 "C2ST); 0.5 = cannot tell, 1 = always tells"),
     "structure": ("higher", "edge correlation of input US and synth MR, [-1, 1]"),
+    "outline": ("higher", "head kept: Dice of the synth MR's head with its US's intracranial "
+                "region, [0, 1]; aligned US passed through ~0.86"),
     "mae": ("lower", "mean absolute error vs paired phantom MR"),
     "psnr": ("higher", "PSNR (dB) vs paired phantom MR"),
     "ssim": ("higher", "SSIM vs paired phantom MR"),
@@ -29,7 +31,8 @@ METRIC_INFO = {
 
 def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True, top_k=3,
                        registration=deformation.RegistrationConfig(), swd_seed=0,
-                       progress=None, realism_config=None):
+                       progress=None, realism_config=None,
+                       outline_scale=outline.DEFAULT_SCALE):
     """Returns `{"metrics": {name: value}, "per_image": {...}}` for one synthesized set.
 
     `progress(1)` (optional) is called after each image's deformation score, the slow part.
@@ -38,6 +41,8 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
     reference and the plane-matching candidates); `paired_mr`: optional ground truth `[N, ...]`.
     `realism_config` (a `realism.RealismConfig`): also run the realism test (synth vs
     `real_mr`; `realism`, with `realism_ci` = [low, high]); skipped below 5 images a class.
+    `outline_scale`: the outline check's head scale (`outline.outline_scores`; the default
+    fits US aligned like HC18); None leaves the check out (inputs aligned another way).
     """
     us = as_image_batch(us, "us")
     synth = as_image_batch(synth, "synthesized MR")
@@ -67,6 +72,11 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
     scores = structure.structure_scores(us, synth)
     metrics["structure"] = float(scores.mean())
     per_image["structure"] = scores.tolist()
+    if outline_scale is not None:
+        kept = outline.outline_scores(us, synth, scale=outline_scale)
+        if np.isfinite(kept).any():
+            metrics["outline"] = float(np.nanmean(kept))
+        per_image["outline"] = kept.tolist()
     if paired_mr is not None:
         paired = as_image_batch(paired_mr, "paired MR")
         if paired.shape != synth.shape:
@@ -87,8 +97,8 @@ def evaluate_references(us, real_mr, reference_mr=None, **kwargs):
     `real_mr`) is given, `real MR` (those slices scored as if synthesized: the floor).
 
     For the real-MR row `us` is cut to as many images as there are reference slices (its
-    diversity is the reference set's pairwise L1 over the US set's; its structure score
-    compares unrelated images and is left out). `kwargs` go to `evaluate_synthesis`.
+    diversity is the reference set's pairwise L1 over the US set's; its structure and outline
+    scores compare unrelated images and are left out). `kwargs` go to `evaluate_synthesis`.
     """
     us = as_image_batch(us, "us")[..., None].astype(np.float32)
     rows = {"identity": evaluate_synthesis(us, us, real_mr, **kwargs)["metrics"]}
@@ -98,12 +108,13 @@ def evaluate_references(us, real_mr, reference_mr=None, **kwargs):
         kwargs = {k: v for k, v in kwargs.items() if k != "paired_mr"}
         metrics = evaluate_synthesis(us[:n], ref[:n], real_mr, **kwargs)["metrics"]
         metrics.pop("structure", None)
+        metrics.pop("outline", None)
         rows["real MR"] = metrics
     return rows
 
 
 def format_comparison(rows, names=("diversity", "swd", "realism", "deformation", "structure",
-                                   "psnr", "ssim")):
+                                   "outline", "psnr", "ssim")):
     """Rows (model or reference name -> metrics) side by side, one column per metric."""
     names = [n for n in names if any(n in m for m in rows.values())]
     header = ["", *names]
