@@ -17,7 +17,8 @@ same seed, into ``WORK/NAME`` (resumable: `usmr train` resumes a killed run, a f
 is not rerun), exported, and scored with `usmr evaluate` (realism test, SWD, diversity;
 identity and real-MR rows) against three MR sets: the data's test split (an MR subject of a
 training source), its held-out source (the MIAL fetus) and the CRL atlas, plus the US
-brightness carry-over of the test outputs (`usmr_tf.metrics.carryover`).
+brightness carry-over of the test outputs (`usmr_tf.metrics.carryover`) and their outline check
+(`usmr_tf.metrics.outline`: does each MR keep its US's head).
 
 ``--deformation`` adds the registration-based deformation score against the test split's MR
 (paper §3.2; ~1.5 min a probe); with ``--deformation-equalise`` that score is computed on
@@ -59,6 +60,8 @@ PROBES = {
     "pool4": ["model.proj_pool=4"],            # L_proj on 4 x 4 cell means: the US's layout
     "pool8": ["model.proj_pool=8"],            # ... on 8 x 8 cells (at 64 px: an 8 x 8 image)
     "disc2": ["model.disc_scales=2"],          # image discriminators also on the 2x-pooled input
+    # the head held to its US's intracranial region, at the paper's weight of its pixel terms
+    "outline": ["model.lambda_outline=10.0"],
 }
 SETS = ("test", "heldout", "crl")
 
@@ -115,17 +118,21 @@ def score(name, run_dir, work, data, crl, real_mr, deformation=False, equalise=F
 
 
 def carryover_of(model_dir, data):
-    """`usmr_tf.metrics.carryover` of the probe's export on the data's test US."""
+    """`usmr_tf.metrics.carryover` of the probe's export on the data's test US, with the mean
+    outline check (`usmr_tf.metrics.outline`) of the same outputs as `outline`."""
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
     from usmr_tf.export.runtimes import SavedModelRunner
     from usmr_tf.export.synthesis import predict_batched
     from usmr_tf.metrics.carryover import carryover
+    from usmr_tf.metrics.outline import outline_scores
 
     us = np.load(data / "us" / "test.npy")
     synth = predict_batched(SavedModelRunner(model_dir), us)
-    return carryover(us, synth, erode=5)  # 5 px at 64 px = the 10 px used at 128 px
+    result = carryover(us, synth, erode=5)  # 5 px at 64 px = the 10 px used at 128 px
+    result["outline"] = float(np.nanmean(outline_scores(us, synth)))
+    return result
 
 
 def rows_of(result):
@@ -134,7 +141,8 @@ def rows_of(result):
 
 
 def measures(row, carry=None):
-    """The numbers a probe is ranked on, flat: SET_realism, SET_swd, test_deformation, carry."""
+    """The numbers a probe is ranked on, flat: SET_realism, SET_swd, test_deformation, carry,
+    outline."""
     out = {}
     for which in SETS:
         m = row[which]["model"]
@@ -144,6 +152,8 @@ def measures(row, carry=None):
     out["diversity"] = row["test"]["model"].get("diversity", float("nan"))
     if carry is not None:
         out["carryover_corr"] = carry["corr"]
+    out["test_outline"] = (carry or {}).get("outline", row["test"]["model"].get("outline",
+                                                                             float("nan")))
     return out
 
 

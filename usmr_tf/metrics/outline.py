@@ -16,7 +16,8 @@ kept at the MR's size, as an ellipse. Real intracranial outlines are not quite e
 slices against their own moment ellipse: 0.93-0.98), so ~0.95 is as good as it gets; the US
 passed through scores 0.86 on data v3's test split (its skull ring and margin lie outside); an
 output that cuts into the head, bends its outline or spills beyond it scores less. A head
-drawn blank scores high too: read it beside the SWD. An image whose US has no head gets NaN. For inputs aligned another way (phantoms, volumes) pass
+drawn blank scores high too: read it beside the SWD. An image whose US has no head gets NaN.
+`outline_shares` splits the miss into MR drawn outside the region and region left empty. For inputs aligned another way (phantoms, volumes) pass
 their own `scale` (synthesized head size / US mask size). Research measurements.
 """
 
@@ -50,8 +51,21 @@ def dice(a, b):
     return float(2.0 * (a & b).sum() / total) if total else float("nan")
 
 
-def outline_scores(us, synth, scale=DEFAULT_SCALE):
-    """Per-image Dice `[N]` of each synthesized MR's head with its US's head shrunk by `scale`."""
+def outline_shares(us, synth, scale=DEFAULT_SCALE):
+    """Per image, how the synthesized head misses the region, as shares of the region's area:
+    `(spill [N], missing [N])` = MR drawn outside it, and region left as background."""
+    us, synth = _checked(us, synth, scale)
+    spill, missing = np.full(len(us), np.nan), np.full(len(us), np.nan)
+    for i, (u, x) in enumerate(zip(us, synth)):
+        head = us_head(u)
+        if head.any():
+            region, drawn = shrink(head, scale), foreground_mask(x)
+            spill[i] = (drawn & ~region).sum() / region.sum()
+            missing[i] = (region & ~drawn).sum() / region.sum()
+    return spill, missing
+
+
+def _checked(us, synth, scale):
     us = as_image_batch(us, "us")
     synth = as_image_batch(synth, "synthesized MR")
     if us.shape != synth.shape:
@@ -59,6 +73,12 @@ def outline_scores(us, synth, scale=DEFAULT_SCALE):
                         f"{us.shape[0]} US images of {us.shape[1:]}", "synthesized MR")
     if not 0.0 < scale <= 2.0:
         raise ValueError(f"scale must be in (0, 2], got {scale}")
+    return us, synth
+
+
+def outline_scores(us, synth, scale=DEFAULT_SCALE):
+    """Per-image Dice `[N]` of each synthesized MR's head with its US's head shrunk by `scale`."""
+    us, synth = _checked(us, synth, scale)
     scores = np.full(len(us), np.nan)
     for i, (u, x) in enumerate(zip(us, synth)):
         head = us_head(u)

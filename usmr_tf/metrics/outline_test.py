@@ -68,3 +68,13 @@ def test_no_head_gives_nan_and_mismatches_are_refused():
         outline.outline_scores(np.stack([us, us]), us)
     with pytest.raises(ValueError, match="scale"):
         outline.outline_scores(us, us, scale=0.0)
+
+
+def test_shares_tell_spill_from_a_cut():
+    us, (a, b) = _aligned_us(4)
+    grown = _mr_head(a, b, factor=1.1)
+    cut = _mr_head(a, b)
+    cut[:, : SIZE // 3] = -1.0
+    spill, missing = outline.outline_shares(np.stack([us, us]), np.stack([grown, cut]))
+    assert spill[0] > 0.1 and missing[0] < 0.02  # grown: drawn outside, nothing missing
+    assert spill[1] < 0.02 and missing[1] > 0.1  # cut: nothing outside, a part missing

@@ -16,7 +16,9 @@ features of the US and encoder-D features of the synthesized MR (`usmr_tf/layers
 (`AnatomyAwareGenerator`); `lambda_proj` weighs L_proj (Eq. 6) apart from L_lat (Eq. 2), which
 the paper weighs with one lambda (None, the default: `lambda_rec` for both); `proj_pool=k > 1`
 compares back-inferred and input US after k x k average pooling in L_proj, so that only their
-coarse layout is held (1, the default: the paper's per-pixel L1).
+coarse layout is held (1, the default: the paper's per-pixel L1); `lambda_outline > 0` adds
+`loss_outline`, which holds the synthesized head to its aligned US's intracranial region
+(`usmr_tf/layers/head_outline.py`; 0, the default: no such term).
 
 Ablations of Table 1 (the sub-layers are not created when off):
 `use_bilatent=False` -> no D_bi / L_bi ("w/o bi-lat"); `use_structural=False` -> no EdgeNet,
@@ -29,6 +31,7 @@ import keras
 from usmr_tf.errors import whole_number
 from usmr_tf.layers.discriminators import LatentDiscriminator
 from usmr_tf.layers.edge_net import EdgeNet
+from usmr_tf.layers.head_outline import outline_loss_per_example
 from usmr_tf.layers.patch_nce import PatchNCEHead, patch_nce_per_example
 from usmr_tf.layers.seeding import sub_seed
 from usmr_tf.layers.unet_blocks import Decoder, Encoder
@@ -41,16 +44,17 @@ from usmr_tf.models.gan_losses import (
 from usmr_tf.models.generators import AnatomyAwareGenerator
 
 
-def _check_lambda_proj(value):
-    """None (the paper: L_proj weighed by lambda_rec) or a finite number >= 0."""
-    if value is None:
+def _check_weight(value, name, allow_none=False):
+    """A finite number >= 0 (or None where `allow_none`), else ValueError naming `name`."""
+    if value is None and allow_none:
         return None
     try:
         weight = float(value)
     except (TypeError, ValueError):
         weight = float("nan")
     if isinstance(value, bool) or not 0.0 <= weight < float("inf"):
-        raise ValueError(f"lambda_proj must be None or a number >= 0, got {value!r}")
+        what = "None or a number >= 0" if allow_none else "a number >= 0"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return weight
 
 
@@ -87,6 +91,7 @@ class AnatomyAwareSynthesis(SynthesisModel):
         mr_skip_drop=0,
         lambda_proj=None,
         proj_pool=1,
+        lambda_outline=0.0,
         seed=None,
         **kwargs,
     ):
@@ -109,9 +114,11 @@ class AnatomyAwareSynthesis(SynthesisModel):
         self.nce_temperature = float(nce_temperature)
         # Beyond the paper (issue 18): the weight of L_proj (Eq. 5-6) apart from L_lat's
         # (Eq. 1-2); None keeps the paper's single lambda = lambda_rec for both.
-        self.lambda_proj = _check_lambda_proj(lambda_proj)
+        self.lambda_proj = _check_weight(lambda_proj, "lambda_proj", allow_none=True)
         # Beyond the paper (issue 18): L_proj on k x k cell means, the US's layout, not its pixels.
         self.proj_pool = whole_number(proj_pool, "proj_pool")
+        # Beyond the paper (issue 18): the synthesized head held to its US's intracranial region.
+        self.lambda_outline = _check_weight(lambda_outline, "lambda_outline")
         self.use_bilatent = bool(use_bilatent)
         self.use_structural = bool(use_structural)
         self.use_attention = bool(use_attention)
@@ -188,6 +195,7 @@ class AnatomyAwareSynthesis(SynthesisModel):
         g = ["loss_lat", "loss_app"] + (["loss_stru"] if self.use_structural else [])
         g += ["loss_proj", "loss_app_back"] + (["loss_bi"] if self.use_bilatent else [])
         g += ["loss_nce"] if self.nce_weight > 0 else []
+        g += ["loss_outline"] if self.lambda_outline > 0 else []
         d = ["d_app"] + (["d_stru"] if self.use_structural else []) + ["d_app_back"]
         d += ["d_bi"] if self.use_bilatent else []
         return g, d
@@ -243,6 +251,9 @@ class AnatomyAwareSynthesis(SynthesisModel):
                 self.nce_head, self.nce_head, self.nce_patches, self._step_seed(4),
                 self.nce_temperature,
             )])
+        if self.lambda_outline > 0:
+            # Beyond the paper: MR outside the US's intracranial region + background inside it.
+            g["loss_outline"] = (self.lambda_outline, [outline_loss_per_example(synth, us)])
         # Total L = L_f + L_r (Eq. 9) is the weighted sum of g, formed in the base class.
         # Discriminator sides of the same adversarial terms:
         d["d_app"] = (1.0, list(discriminator_adversarial_loss(real, fake, form)))  # Eq. 3
@@ -270,5 +281,6 @@ class AnatomyAwareSynthesis(SynthesisModel):
             mr_skip_drop=self.mr_skip_drop,
             lambda_proj=self.lambda_proj,
             proj_pool=self.proj_pool,
+            lambda_outline=self.lambda_outline,
         )
         return config

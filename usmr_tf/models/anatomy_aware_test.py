@@ -329,6 +329,28 @@ def test_proj_pool_holds_the_us_layout_not_its_pixels(phantom_batch):
             AnatomyAwareSynthesis(**TINY, proj_pool=bad, seed=0)
 
 
+def test_lambda_outline_adds_the_head_outline_term_only_when_set(phantom_batch):
+    from usmr_tf.layers.head_outline import outline_loss_per_example
+
+    us, mr, paper, held, g_paper, g_held, out = _paper_and_option(phantom_batch,
+                                                                  lambda_outline=3.0)
+    assert "loss_outline" not in g_paper and "loss_outline" not in paper._term_names()[0]
+    weight, (per_example,) = g_held["loss_outline"]
+    assert weight == 3.0 and "loss_outline" in held._term_names()[0]
+    want = np.asarray(outline_loss_per_example(out["synth_mr"], us))  # same weights, same MR
+    np.testing.assert_allclose(np.asarray(per_example), want, rtol=1e-5)
+    assert np.all(want > 0)  # an untrained generator does not draw the US's head
+    logs_paper = {k: float(v) for k, v in paper.test_step((us, mr)).items()}
+    logs_held = {k: float(v) for k, v in held.test_step((us, mr)).items()}
+    assert logs_held["g_loss"] == pytest.approx(
+        logs_paper["g_loss"] + 3.0 * logs_held["loss_outline"], rel=1e-4)
+    assert paper.get_config()["lambda_outline"] == 0.0
+    assert AnatomyAwareSynthesis.from_config(held.get_config()).lambda_outline == 3.0
+    for bad in (-1.0, float("nan"), True, "ten", None):
+        with pytest.raises(ValueError, match="lambda_outline"):
+            AnatomyAwareSynthesis(**TINY, lambda_outline=bad, seed=0)
+
+
 def test_disc_scales_gives_every_image_discriminator_a_coarse_copy(phantom_batch):
     us, mr, paper, multi, g_paper, g_multi, out = _paper_and_option(phantom_batch, disc_scales=2)
     images = [multi.appearance_discriminator, multi.structural_discriminator,
