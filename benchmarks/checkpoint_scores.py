@@ -14,7 +14,9 @@ run's checkpoints (1 = the validation curve orders the checkpoints as the held-o
 `--val-pick spread` adds one more column: the run's own validation split re-drawn with that
 `data.val_pick` (docs/training.md), scored against the MR the run trains on as validation
 does (what the rule would have seen with that split; the run may have trained on those US).
-`--figure` draws the curves of every run against the step.
+`--figure` draws the curves of every run against the step. `--average-from STEP` also scores
+one model made by averaging the inference generator's weights over the run's checkpoints from
+STEP on (stochastic weight averaging after the fact), printed and written as `average`.
 
 A diagnostic of the best-checkpoint rule, not a way to choose a checkpoint: picking one on
 the test split would leak it. Measures and prints; research numbers, not for diagnosis.
@@ -67,7 +69,18 @@ def redrawn_validation(run, val_pick):
     return _validation_set(val, train)[:2]
 
 
-def score_run(run, us, references, val_pick=None):
+def average_generator(paths):
+    """The inference generator of the first checkpoint with every weight averaged over all."""
+    from usmr_tf.cli.export import load_checkpoint
+    from usmr_tf.export.savedmodel import inference_generator
+
+    generators = [inference_generator(load_checkpoint(p)) for p in paths]
+    weights = [g.get_weights() for g in generators]
+    generators[0].set_weights([np.mean(ws, axis=0) for ws in zip(*weights)])
+    return generators[0]
+
+
+def score_run(run, us, references, val_pick=None, average_from=None):
     from usmr_tf.cli.export import load_checkpoint
     from usmr_tf.export.synthesis import predict_batched
     from usmr_tf.metrics.outline import outline_scores
@@ -93,6 +106,17 @@ def score_run(run, us, references, val_pick=None):
             f"{name} {value:.3f}" if name.endswith("outline") else f"{name} {value:6.1f}"
             for name, value in row.items() if name != "step"), flush=True)
     out = {"checkpoints": rows}
+    if average_from is not None:
+        chosen = [(step, path) for step, _, path in checkpoints(run) if step >= average_from]
+        if chosen:
+            generator = average_generator([path for _, path in chosen])
+            synth = predict_batched(lambda x: generator(x, training=False), us)
+            out["average"] = {"steps": [step for step, _ in chosen],
+                              **{name: swd(synth, mr, seed=0)["mean"]
+                                 for name, mr in references.items()},
+                              "test_outline": float(np.nanmean(outline_scores(us, synth)))}
+            print(f"{run.name} average of steps {out['average']['steps']}: " + "  ".join(
+                f"{k} {v:.3f}" for k, v in out["average"].items() if k != "steps"), flush=True)
     if len(rows) > 2:
         curves = ["validation_swd"] + ([f"validation_{val_pick}_swd"] if val_pick else [])
         out["spearman"] = {f"{curve}~{name}": spearman([r[curve] for r in rows],
@@ -135,6 +159,8 @@ def main(argv=None):
                         help="a `usmr prepare` folder with us/test.npy, mr/test.npy, mr/heldout.npy")
     parser.add_argument("--val-pick", default=None, choices=["tail", "spread"],
                         help="also score the run's validation split re-drawn this way")
+    parser.add_argument("--average-from", type=int, default=None, metavar="STEP",
+                        help="also score the weights averaged over the checkpoints from STEP on")
     parser.add_argument("--json", default=None, help="also write the scores as JSON")
     parser.add_argument("--figure", default=None, help="also draw the curves (PNG)")
     args = parser.parse_args(argv)
@@ -151,7 +177,7 @@ def main(argv=None):
     results = {"data": str(data), "n_us": int(len(us)),
                "notice": "research numbers, not for diagnosis"}
     for run in runs:
-        results[str(run)] = score_run(run, us, references, args.val_pick)
+        results[str(run)] = score_run(run, us, references, args.val_pick, args.average_from)
         if "spearman" in results[str(run)]:
             print(f"{run}: Spearman rank correlation " + ", ".join(
                 f"{k} {v:+.2f}" for k, v in results[str(run)]["spearman"].items()))

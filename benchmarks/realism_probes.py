@@ -152,8 +152,9 @@ def measures(row, carry=None):
     out["diversity"] = row["test"]["model"].get("diversity", float("nan"))
     if carry is not None:
         out["carryover_corr"] = carry["corr"]
-    out["test_outline"] = (carry or {}).get("outline", row["test"]["model"].get("outline",
-                                                                             float("nan")))
+    outline = (carry or {}).get("outline", row["test"]["model"].get("outline"))
+    if outline is not None:  # the real-MR row has none: its MR belongs to no US
+        out["test_outline"] = outline
     return out
 
 

@@ -4,11 +4,11 @@
                   [--json out.json]
     usmr evaluate --preset fetal_hc18_v2 --us prepared/ --mr prepared/ [--quiet]
 
-Prints a table (output diversity, deformation score, SWD, realism test, structure score, outline
-check; MAE/PSNR/SSIM with --paired-mr) next to the reference rows every score is read against: `identity` (the US
-passed through unchanged) and `real MR` (real slices of other subjects, --mr-reference; for a
-`usmr prepare` folder the other split by default). Writes the numbers plus per-image values as
-JSON. Research output, not for diagnosis.
+Prints a table (output diversity, deformation score, SWD, realism test, structure score,
+outline check; MAE/PSNR/SSIM with --paired-mr) next to the reference rows every score is read
+against: `identity` (the US passed through unchanged) and `real MR` (real slices of other
+subjects, --mr-reference; for a `usmr prepare` folder the other split by default). Writes the
+numbers plus per-image values as JSON. Research output, not for diagnosis.
 """
 
 import json

@@ -118,7 +118,11 @@ def load_annotation(path):
     return ellipse
 
 
-def spatial_normalize(image, ellipse, size=128, *, head_fraction=0.8, mask_margin=0.03,
+# The aligned US is masked to its ellipse grown by this share (the skull echo's outer edge).
+MASK_MARGIN = 0.03
+
+
+def spatial_normalize(image, ellipse, size=128, *, head_fraction=0.8, mask_margin=MASK_MARGIN,
                       percentiles=DEFAULT_PERCENTILES, path=None):
     """Centres, rotates and scales a head so its ellipse is canonical, masks outside it.
 

@@ -187,7 +187,7 @@ def score_columns(synth, eval_set, with_deformation=True, registration_size=64, 
 
     kwargs = dict(with_deformation=with_deformation, top_k=top_k,
                   registration=RegistrationConfig(size=registration_size))
-    if eval_set.paired_mr is not None:  # phantoms are not aligned like HC18: no outline check
+    if eval_set.kind != "real":  # phantoms are not aligned like HC18: no outline check
         kwargs["outline_scale"] = None
     results, matched = {}, {}
     for name, images in synth.items():
@@ -202,9 +202,8 @@ def score_columns(synth, eval_set, with_deformation=True, registration_size=64, 
         real = evaluate_synthesis(eval_set.us, eval_set.heldout_mr, eval_set.real_mr, **kwargs)
     else:  # real data: no US corresponds to a held-out MR slice, so no structure score
         real = evaluate_synthesis(eval_set.heldout_mr, eval_set.heldout_mr, eval_set.real_mr,
-                                  **kwargs)
+                                  **{**kwargs, "outline_scale": None})
         real["metrics"].pop("structure")
-        real["metrics"].pop("outline", None)
     results[table.REAL] = real["metrics"]
     # identity: the US itself as the "synthesized MR" (what doing nothing scores)
     results[table.IDENTITY] = evaluate_synthesis(

@@ -149,9 +149,13 @@ def score(eval_set, images, spec, structure=True):
     from usmr_tf.metrics.realism import RealismConfig
 
     us = eval_set.us[:len(images)]
+    # the outline check needs US aligned like HC18 and an MR made from them: not phantoms, not
+    # the real column
+    aligned = eval_set.paired is None and structure
     out = evaluate_synthesis(us, images, eval_set.reference, paired_mr=None,
                              registration=RegistrationConfig(size=spec.registration_size),
-                             realism_config=RealismConfig(epochs=spec.realism_epochs))
+                             realism_config=RealismConfig(epochs=spec.realism_epochs),
+                             **({} if aligned else {"outline_scale": None}))
     metrics = {k: v for k, v in out["metrics"].items() if k != "swd_levels"}
     per_image = {k: _round(out["per_image"][k]) for k in ("deformation", "structure")}
     if not structure:
@@ -166,7 +170,8 @@ def score(eval_set, images, spec, structure=True):
             metrics[name], per_image[name] = float(values.mean()), _round(values)
     if eval_set.left_out is not None:
         left = evaluate_synthesis(us, images, eval_set.left_out, with_deformation=False,
-                                  realism_config=RealismConfig(epochs=spec.realism_epochs))
+                                  realism_config=RealismConfig(epochs=spec.realism_epochs),
+                                  outline_scale=None)
         left = left["metrics"]
         metrics["swd_left_out"] = left["swd"]
         metrics["realism_left_out"] = left["realism"]

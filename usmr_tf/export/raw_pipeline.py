@@ -20,11 +20,11 @@ steps 2-4; docs/locator.md states the measured parity between the two.
 
 import tensorflow as tf
 
+from usmr_tf.data.hc18 import MASK_MARGIN
 from usmr_tf.data.square import BACKGROUND
 from usmr_tf.models.head_locator.head_locator_image_converter import affine_warp as _warp
 
 HEAD_FRACTION = 0.8
-MASK_MARGIN = 0.03
 PERCENTILES = (1.0, 99.0)
 
 

@@ -31,13 +31,13 @@ from usmr_tf.data import (
     unfit_square,
     volume_to_slices,
 )
-from usmr_tf.data.hc18 import annotation_path, load_hc18
+from usmr_tf.data.hc18 import MASK_MARGIN, annotation_path, load_hc18
 from usmr_tf.data.square import BACKGROUND
 from usmr_tf.errors import DataError
 from usmr_tf.export.metadata import RESEARCH_NOTICE
 
 NIFTI_DESCRIP = b"usmr synthesized MR: research output, not for diagnosis"
-HEAD_MARGIN = 0.03  # spatial_normalize's default mask_margin: the aligned US's head mask
+HEAD_MARGIN = MASK_MARGIN  # spatial_normalize's default mask_margin: the aligned US's head mask
 
 
 def predict_batched(runner, slices, batch_size=32, progress=None):

@@ -16,7 +16,9 @@ check's.
 `outline_loss_per_example(synth, us)`: per example, the mean over pixels of
 `(1 - M) (x + 1) / 2  +  M relu(-1 + t - x) / t`, t = 0.05 (the outline check's foreground
 threshold): MR drawn outside the region (any brightness above the background) and background
-left inside it. Both parts are linear in x, so neither saturates.
+left inside it. Both parts are linear in x, so neither saturates; the outside part costs
+in proportion to brightness, so faint MR just outside the region costs little while the
+outline check counts it as spill.
 """
 
 import keras
@@ -41,7 +43,9 @@ def intracranial_mask(us, scale=DEFAULT_SCALE):
     head = ops.cast(us > -1.0 + 1e-3, "float32")
     head = ops.cast(ops.logical_and(_between(head, 1), _between(head, 2)), "float32")
     height, width = us.shape[1], us.shape[2]
-    h, w = int(round(scale * height)), int(round(scale * width))
+    # rounded so that the margins are equal: the region stays centred on (size - 1) / 2
+    h, w = height - 2 * int(round((1 - scale) * height / 2)), width - 2 * int(
+        round((1 - scale) * width / 2))
     small = ops.cast(keras.ops.image.resize(head, (h, w), interpolation="bilinear") > 0.5,
                      "float32")
     top, left = (height - h) // 2, (width - w) // 2

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from usmr_tf.data.hc18 import MASK_MARGIN
 from usmr_tf.layers import head_outline
 from usmr_tf.metrics import outline
 from usmr_tf.metrics.checks import foreground_mask
@@ -17,7 +18,7 @@ def _ellipse(a, b, cx=(SIZE - 1) / 2, cy=(SIZE - 1) / 2):
 def _aligned_us(seed, a=0.4 * SIZE, b=0.32 * SIZE):
     """Speckle inside the ellipse x 1.03, -1 outside, with anechoic (-1) holes inside."""
     rng = np.random.default_rng(seed)
-    grow = 1.0 + outline.US_MASK_MARGIN
+    grow = 1.0 + MASK_MARGIN
     image = np.where(_ellipse(a * grow, b * grow), rng.uniform(-0.6, 1.0, (SIZE, SIZE)), -1.0)
     image[_ellipse(3, 2, cx=30, cy=28)] = -1.0
     image[_ellipse(2, 4, cx=40, cy=36)] = -1.0
@@ -30,8 +31,10 @@ def test_the_mask_is_the_outline_checks_region_with_holes_filled():
     assert set(np.unique(mask)) == {0.0, 1.0}
     for u, m in zip(us, mask):
         want = outline.shrink(outline.us_head(u), outline.DEFAULT_SCALE)
-        assert outline.dice(m > 0.5, want) > 0.97
+        assert outline.dice(m > 0.5, want) > 0.99
         assert m[28, 30] == 1.0 and m[36, 40] == 1.0  # the anechoic holes are inside
+        rows, cols = np.nonzero(m)  # centred like the aligned head: no half-pixel shift
+        assert abs(rows.mean() - (SIZE - 1) / 2) < 0.1 and abs(cols.mean() - (SIZE - 1) / 2) < 0.1
 
 
 def test_loss_is_zero_for_a_head_filling_the_region_and_grows_with_spill_or_cut():

@@ -106,9 +106,9 @@ def evaluate_references(us, real_mr, reference_mr=None, **kwargs):
         ref = as_image_batch(reference_mr, "reference MR")[..., None].astype(np.float32)
         n = min(len(ref), len(us))
         kwargs = {k: v for k, v in kwargs.items() if k != "paired_mr"}
+        kwargs["outline_scale"] = None
         metrics = evaluate_synthesis(us[:n], ref[:n], real_mr, **kwargs)["metrics"]
         metrics.pop("structure", None)
-        metrics.pop("outline", None)
         rows["real MR"] = metrics
     return rows
 

@@ -4,7 +4,7 @@ Realism scores (SWD, the realism test) do not see a head that the generator cut,
 they compare sets, not pairs. This check compares each synthesized MR with its own US.
 
 An aligned US (`hc18.spatial_normalize`, the raw-scan pipeline) is -1 outside its skull ellipse
-grown by `US_MASK_MARGIN` (3 %); the MR it is trained against covers the intracranial space,
+grown by `hc18.MASK_MARGIN` (3 %); the MR it is trained against covers the intracranial space,
 whose edge lies at `INTRACRANIAL` = 0.903 of the annotated (outer skull) ellipse (docs/data.md,
 "Size": the skull echo's inner edge on the mean radial profile of the HC18 images). A synthesized
 MR that keeps the head therefore fills the US's head region shrunk about its centre by
@@ -13,28 +13,30 @@ MR that keeps the head therefore fills the US's head region shrunk about its cen
 `outline_scores(us, synth)` returns, per image, the Dice of the synthesized MR's head
 (`checks.foreground_mask`: above the background, holes filled) with that region: 1 = the head
 kept at the MR's size, as an ellipse. Real intracranial outlines are not quite ellipses (real MR
-slices against their own moment ellipse: 0.93-0.98), so ~0.95 is as good as it gets; the US
-passed through scores 0.86 on data v3's test split (its skull ring and margin lie outside); an
-output that cuts into the head, bends its outline or spills beyond it scores less. A head
-drawn blank scores high too: read it beside the SWD. An image whose US has no head gets NaN.
-`outline_shares` splits the miss into MR drawn outside the region and region left empty. For inputs aligned another way (phantoms, volumes) pass
-their own `scale` (synthesized head size / US mask size). Research measurements.
+slices against their own moment ellipse: 0.93-0.98), so a real-looking head scores about
+0.93-0.98; the US passed through scores 0.86 on data v3's test split (its skull ring and
+margin lie outside); an output that cuts into the head, bends its outline or spills beyond it
+scores less. A head drawn blank scores high too: read it beside the SWD. An image whose US has
+no head gets NaN. `outline_shares` splits the miss into MR drawn outside the region and region
+left empty. The 0.903 is the major axis's (the minor's is 0.913: docs/data.md); one scale is
+used for both. For inputs aligned another way (phantoms, volumes) pass their own `scale`
+(synthesized head size / US mask size). Research measurements.
 """
 
 import numpy as np
 from scipy import ndimage
 
+from usmr_tf.data.hc18 import MASK_MARGIN
 from usmr_tf.errors import DataError
 from usmr_tf.metrics.checks import as_image_batch, foreground_mask
 
 INTRACRANIAL = 0.903  # skull's inner edge / annotated ellipse (docs/data.md, "Size")
-US_MASK_MARGIN = 0.03  # hc18.spatial_normalize's mask_margin: the US mask is the ellipse x 1.03
-DEFAULT_SCALE = INTRACRANIAL / (1.0 + US_MASK_MARGIN)
+DEFAULT_SCALE = INTRACRANIAL / (1.0 + MASK_MARGIN)  # the US mask is the ellipse x 1.03
 
 
 def us_head(image):
     """The head of one aligned `[H, W]` US: every pixel above the background (-1), holes filled."""
-    return ndimage.binary_fill_holes(image > -1.0 + 1e-3)
+    return foreground_mask(image, threshold=1e-3)
 
 
 def shrink(mask, scale):
@@ -58,8 +60,9 @@ def outline_shares(us, synth, scale=DEFAULT_SCALE):
     spill, missing = np.full(len(us), np.nan), np.full(len(us), np.nan)
     for i, (u, x) in enumerate(zip(us, synth)):
         head = us_head(u)
-        if head.any():
-            region, drawn = shrink(head, scale), foreground_mask(x)
+        region = shrink(head, scale) if head.any() else head
+        if region.any():  # a head too small to survive the shrink has no region either
+            drawn = foreground_mask(x)
             spill[i] = (drawn & ~region).sum() / region.sum()
             missing[i] = (region & ~drawn).sum() / region.sum()
     return spill, missing

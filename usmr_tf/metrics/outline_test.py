@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from usmr_tf.data.hc18 import MASK_MARGIN
 from usmr_tf.errors import DataError
 from usmr_tf.metrics import outline
 
@@ -16,7 +17,7 @@ def _aligned_us(seed, a=0.4 * SIZE, b=0.3 * SIZE):
     """An aligned US as `spatial_normalize` leaves it: speckle inside the ellipse x 1.03,
     -1 outside, with a dark (anechoic) hole that must not count as outside the head."""
     rng = np.random.default_rng(seed)
-    grow = 1.0 + outline.US_MASK_MARGIN
+    grow = 1.0 + MASK_MARGIN
     inside = _ellipse(a * grow, b * grow)
     image = np.where(inside, rng.uniform(-0.6, 1.0, (SIZE, SIZE)), -1.0)
     image[_ellipse(4, 3)] = -1.0
@@ -68,6 +69,13 @@ def test_no_head_gives_nan_and_mismatches_are_refused():
         outline.outline_scores(np.stack([us, us]), us)
     with pytest.raises(ValueError, match="scale"):
         outline.outline_scores(us, us, scale=0.0)
+
+
+def test_a_head_too_small_to_shrink_gives_nan_shares():
+    tiny = np.full((SIZE, SIZE), -1.0)
+    tiny[40, 40:42] = 0.5  # two pixels: shrunk about their centroid, none is left
+    spill, missing = outline.outline_shares(tiny[None], tiny[None], scale=0.3)
+    assert np.isnan(spill[0]) and np.isnan(missing[0])
 
 
 def test_shares_tell_spill_from_a_cut():
