@@ -69,25 +69,24 @@ def redrawn_validation(run, val_pick):
     return _validation_set(val, train)[:2]
 
 
-def average_generator(paths):
-    """The inference generator of the first checkpoint with every weight averaged over all."""
-    from usmr_tf.cli.export import load_checkpoint
-    from usmr_tf.export.savedmodel import inference_generator
+def held_out_scores(synth, us, references):
+    """SWD of `synth` (made from the test `us`) against each reference MR set, and its outline."""
+    from usmr_tf.metrics.outline import outline_scores
+    from usmr_tf.metrics.swd import swd
 
-    generators = [inference_generator(load_checkpoint(p)) for p in paths]
-    weights = [g.get_weights() for g in generators]
-    generators[0].set_weights([np.mean(ws, axis=0) for ws in zip(*weights)])
-    return generators[0]
+    scores = {name: swd(synth, mr, seed=0)["mean"] for name, mr in references.items()}
+    scores["test_outline"] = float(np.nanmean(outline_scores(us, synth)))
+    return scores
 
 
 def score_run(run, us, references, val_pick=None, average_from=None):
     from usmr_tf.cli.export import load_checkpoint
+    from usmr_tf.export.savedmodel import inference_generator
     from usmr_tf.export.synthesis import predict_batched
-    from usmr_tf.metrics.outline import outline_scores
     from usmr_tf.metrics.swd import swd
 
     redrawn = redrawn_validation(run, val_pick) if val_pick else None
-    rows = []
+    rows, averaged, generator = [], [], None
     for step, val_swd, path in checkpoints(run):
         model = load_checkpoint(path)
 
@@ -95,9 +94,10 @@ def score_run(run, us, references, val_pick=None, average_from=None):
             return model(x, training=False)
 
         synth = predict_batched(generate, us)
-        row = {"step": step, "validation_swd": val_swd}
-        row.update({name: swd(synth, mr, seed=0)["mean"] for name, mr in references.items()})
-        row["test_outline"] = float(np.nanmean(outline_scores(us, synth)))
+        row = {"step": step, "validation_swd": val_swd, **held_out_scores(synth, us, references)}
+        if average_from is not None and step >= average_from:  # kept for --average-from
+            generator = inference_generator(model)
+            averaged.append((step, generator.get_weights()))
         if redrawn is not None:
             val_synth = predict_batched(generate, redrawn[0])
             row[f"validation_{val_pick}_swd"] = swd(val_synth, redrawn[1], seed=0)["mean"]
@@ -106,17 +106,13 @@ def score_run(run, us, references, val_pick=None, average_from=None):
             f"{name} {value:.3f}" if name.endswith("outline") else f"{name} {value:6.1f}"
             for name, value in row.items() if name != "step"), flush=True)
     out = {"checkpoints": rows}
-    if average_from is not None:
-        chosen = [(step, path) for step, _, path in checkpoints(run) if step >= average_from]
-        if chosen:
-            generator = average_generator([path for _, path in chosen])
-            synth = predict_batched(lambda x: generator(x, training=False), us)
-            out["average"] = {"steps": [step for step, _ in chosen],
-                              **{name: swd(synth, mr, seed=0)["mean"]
-                                 for name, mr in references.items()},
-                              "test_outline": float(np.nanmean(outline_scores(us, synth)))}
-            print(f"{run.name} average of steps {out['average']['steps']}: " + "  ".join(
-                f"{k} {v:.3f}" for k, v in out["average"].items() if k != "steps"), flush=True)
+    if averaged:  # the last kept generator, every weight averaged over the kept checkpoints
+        generator.set_weights([np.mean(ws, axis=0) for ws in zip(*(w for _, w in averaged))])
+        synth = predict_batched(lambda x: generator(x, training=False), us)
+        out["average"] = {"steps": [step for step, _ in averaged],
+                          **held_out_scores(synth, us, references)}
+        print(f"{run.name} average of steps {out['average']['steps']}: " + "  ".join(
+            f"{k} {v:.3f}" for k, v in out["average"].items() if k != "steps"), flush=True)
     if len(rows) > 2:
         curves = ["validation_swd"] + ([f"validation_{val_pick}_swd"] if val_pick else [])
         out["spearman"] = {f"{curve}~{name}": spearman([r[curve] for r in rows],

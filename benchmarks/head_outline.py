@@ -23,8 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from usmr_tf.metrics.outline import (  # noqa: E402
-    DEFAULT_SCALE, outline_scores, outline_shares, shrink, us_head)
+from usmr_tf.metrics.outline import DEFAULT_SCALE, outline_measures, shrink, us_head  # noqa: E402
 
 NOTICE = "research numbers, not for diagnosis"
 
@@ -37,11 +36,10 @@ def synthesize(model_dir, us):
 
 
 def measure(us, synth):
-    scores = outline_scores(us, synth)
-    spill, missing = outline_shares(us, synth)
-    return {"outline": float(np.nanmean(scores)), "outline_min": float(np.nanmin(scores)),
-            "spill": float(np.nanmean(spill)), "missing": float(np.nanmean(missing)),
-            "n": int(np.isfinite(scores).sum())}
+    m = outline_measures(us, synth)
+    return {"outline": float(np.nanmean(m["dice"])), "outline_min": float(np.nanmin(m["dice"])),
+            "spill": float(np.nanmean(m["spill"])), "missing": float(np.nanmean(m["missing"])),
+            "n": int(np.isfinite(m["dice"]).sum())}
 
 
 def figure(us, outputs, path, n=8):

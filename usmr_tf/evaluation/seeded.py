@@ -146,6 +146,7 @@ def score(eval_set, images, spec, structure=True):
     from usmr_tf.metrics import image_metrics
     from usmr_tf.metrics.deformation import RegistrationConfig
     from usmr_tf.metrics.evaluation import evaluate_synthesis, finite_or_none
+    from usmr_tf.metrics.outline import DEFAULT_SCALE
     from usmr_tf.metrics.realism import RealismConfig
 
     us = eval_set.us[:len(images)]
@@ -155,7 +156,7 @@ def score(eval_set, images, spec, structure=True):
     out = evaluate_synthesis(us, images, eval_set.reference, paired_mr=None,
                              registration=RegistrationConfig(size=spec.registration_size),
                              realism_config=RealismConfig(epochs=spec.realism_epochs),
-                             **({} if aligned else {"outline_scale": None}))
+                             outline_scale=DEFAULT_SCALE if aligned else None)
     metrics = {k: v for k, v in out["metrics"].items() if k != "swd_levels"}
     per_image = {k: _round(out["per_image"][k]) for k in ("deformation", "structure")}
     if not structure:

@@ -25,7 +25,7 @@ import keras
 from keras import ops
 
 from usmr_tf.metrics.checks import FOREGROUND_THRESHOLD
-from usmr_tf.metrics.outline import DEFAULT_SCALE
+from usmr_tf.metrics.outline import DEFAULT_SCALE, US_HEAD_THRESHOLD
 
 
 def _between(mask, axis):
@@ -40,7 +40,7 @@ def intracranial_mask(us, scale=DEFAULT_SCALE):
     if not 0.0 < scale <= 1.0:
         raise ValueError(f"scale must be in (0, 1], got {scale}")
     us = ops.cast(us, "float32")
-    head = ops.cast(us > -1.0 + 1e-3, "float32")
+    head = ops.cast(us > -1.0 + US_HEAD_THRESHOLD, "float32")
     head = ops.cast(ops.logical_and(_between(head, 1), _between(head, 2)), "float32")
     height, width = us.shape[1], us.shape[2]
     # rounded so that the margins are equal: the region stays centred on (size - 1) / 2

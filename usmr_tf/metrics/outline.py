@@ -32,11 +32,12 @@ from usmr_tf.metrics.checks import as_image_batch, foreground_mask
 
 INTRACRANIAL = 0.903  # skull's inner edge / annotated ellipse (docs/data.md, "Size")
 DEFAULT_SCALE = INTRACRANIAL / (1.0 + MASK_MARGIN)  # the US mask is the ellipse x 1.03
+US_HEAD_THRESHOLD = 1e-3  # an aligned US's head: every pixel above the background (-1) + this
 
 
 def us_head(image):
     """The head of one aligned `[H, W]` US: every pixel above the background (-1), holes filled."""
-    return foreground_mask(image, threshold=1e-3)
+    return foreground_mask(image, threshold=US_HEAD_THRESHOLD)
 
 
 def shrink(mask, scale):
@@ -53,22 +54,11 @@ def dice(a, b):
     return float(2.0 * (a & b).sum() / total) if total else float("nan")
 
 
-def outline_shares(us, synth, scale=DEFAULT_SCALE):
-    """Per image, how the synthesized head misses the region, as shares of the region's area:
-    `(spill [N], missing [N])` = MR drawn outside it, and region left as background."""
-    us, synth = _checked(us, synth, scale)
-    spill, missing = np.full(len(us), np.nan), np.full(len(us), np.nan)
-    for i, (u, x) in enumerate(zip(us, synth)):
-        head = us_head(u)
-        region = shrink(head, scale) if head.any() else head
-        if region.any():  # a head too small to survive the shrink has no region either
-            drawn = foreground_mask(x)
-            spill[i] = (drawn & ~region).sum() / region.sum()
-            missing[i] = (region & ~drawn).sum() / region.sum()
-    return spill, missing
-
-
-def _checked(us, synth, scale):
+def outline_measures(us, synth, scale=DEFAULT_SCALE):
+    """Per image, in one pass: `{"dice", "spill", "missing"}`, each `[N]`: the Dice of each
+    synthesized MR's head with its US's head shrunk by `scale` (NaN without a US head), and the
+    MR drawn outside that region and the region left as background, as shares of its area
+    (NaN where no region is left: a head too small to survive the shrink)."""
     us = as_image_batch(us, "us")
     synth = as_image_batch(synth, "synthesized MR")
     if us.shape != synth.shape:
@@ -76,15 +66,26 @@ def _checked(us, synth, scale):
                         f"{us.shape[0]} US images of {us.shape[1:]}", "synthesized MR")
     if not 0.0 < scale <= 2.0:
         raise ValueError(f"scale must be in (0, 2], got {scale}")
-    return us, synth
+    out = {name: np.full(len(us), np.nan) for name in ("dice", "spill", "missing")}
+    for i, (u, x) in enumerate(zip(us, synth)):
+        head = us_head(u)
+        if not head.any():
+            continue
+        region, drawn = shrink(head, scale), foreground_mask(x)
+        out["dice"][i] = dice(region, drawn)
+        if region.any():
+            out["spill"][i] = (drawn & ~region).sum() / region.sum()
+            out["missing"][i] = (region & ~drawn).sum() / region.sum()
+    return out
 
 
 def outline_scores(us, synth, scale=DEFAULT_SCALE):
     """Per-image Dice `[N]` of each synthesized MR's head with its US's head shrunk by `scale`."""
-    us, synth = _checked(us, synth, scale)
-    scores = np.full(len(us), np.nan)
-    for i, (u, x) in enumerate(zip(us, synth)):
-        head = us_head(u)
-        if head.any():
-            scores[i] = dice(shrink(head, scale), foreground_mask(x))
-    return scores
+    return outline_measures(us, synth, scale)["dice"]
+
+
+def outline_shares(us, synth, scale=DEFAULT_SCALE):
+    """Per image, how the synthesized head misses the region, as shares of the region's area:
+    `(spill [N], missing [N])` = MR drawn outside it, and region left as background."""
+    measures = outline_measures(us, synth, scale)
+    return measures["spill"], measures["missing"]
