@@ -23,16 +23,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from intensity_carryover import synthesize  # noqa: E402  (the export's MR for each US)
 from usmr_tf.metrics.outline import DEFAULT_SCALE, outline_measures, shrink, us_head  # noqa: E402
 
 NOTICE = "research numbers, not for diagnosis"
-
-
-def synthesize(model_dir, us):
-    from usmr_tf.export.runtimes import SavedModelRunner
-    from usmr_tf.export.synthesis import predict_batched
-
-    return predict_batched(SavedModelRunner(pathlib.Path(model_dir)), us)
 
 
 def measure(us, synth):
