@@ -120,11 +120,9 @@ def main(argv=None):
     real_mr = np.load(args.data / "mr" / "test.npy")[..., 0]
     sets = made_up_sets(us, args.blur)
     for model in args.model:
-        from usmr_tf.export.runtimes import SavedModelRunner
-        from usmr_tf.export.synthesis import predict_batched
+        from usmr_tf.export.synthesis import synthesize_slices
 
-        sets[f"model {model.name}"] = predict_batched(SavedModelRunner(model),
-                                                      us[..., None])[..., 0]
+        sets[f"model {model.name}"] = synthesize_slices(model, us[..., None])[..., 0]
     rows = {name: score(images, real_mr) for name, images in sets.items()}
     # as `usmr evaluate`'s real-MR row: the other split's first slices, as many as the US
     rows["real MR"] = score(np.load(args.data / "mr" / "train.npy")[: len(us), ..., 0], real_mr)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from intensity_carryover import synthesize  # noqa: E402  (the export's MR for each US)
+from usmr_tf.export.synthesis import synthesize_slices  # noqa: E402
 from usmr_tf.metrics.outline import DEFAULT_SCALE, outline_measures, shrink, us_head  # noqa: E402
 
 NOTICE = "research numbers, not for diagnosis"
@@ -75,7 +75,7 @@ def main(argv=None):
     outputs = {}
     for model in args.model:
         name = pathlib.Path(model).name
-        outputs[name] = synthesize(model, us)
+        outputs[name] = synthesize_slices(model, us)
         rows[name] = measure(us, outputs[name])
     print(f"{len(us)} test US of {args.data}; {NOTICE}")
     print(f"{'':32s} outline  (min)   spill  missing")

@@ -24,16 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from usmr_tf.export.synthesis import synthesize_slices  # noqa: E402
 from usmr_tf.metrics.carryover import bright_share, carryover  # noqa: E402
 
 NOTICE = "research numbers, not for diagnosis"
-
-
-def synthesize(model_dir, us):
-    from usmr_tf.export.runtimes import SavedModelRunner
-    from usmr_tf.export.synthesis import predict_batched
-
-    return predict_batched(SavedModelRunner(pathlib.Path(model_dir)), us)
 
 
 def figure(us, synth, path, erode, bright, title, n=8):
@@ -80,7 +74,7 @@ def main(argv=None):
     us = np.load(data / "us" / f"{args.split}.npy")
     rows = {"identity (US passed through)": carryover(us, us, args.erode, args.bright)}
     for k, model in enumerate(args.model):
-        synth = synthesize(model, us)
+        synth = synthesize_slices(model, us)
         rows[model] = carryover(us, synth, args.erode, args.bright)
         if k == 0 and args.figure:
             figure(us, synth, args.figure, args.erode, args.bright, pathlib.Path(model).name)

@@ -123,13 +123,12 @@ def carryover_of(model_dir, data):
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from usmr_tf.export.runtimes import SavedModelRunner
-    from usmr_tf.export.synthesis import predict_batched
+    from usmr_tf.export.synthesis import synthesize_slices
     from usmr_tf.metrics.carryover import carryover
     from usmr_tf.metrics.outline import outline_scores
 
     us = np.load(data / "us" / "test.npy")
-    synth = predict_batched(SavedModelRunner(model_dir), us)
+    synth = synthesize_slices(model_dir, us)
     result = carryover(us, synth, erode=5)  # 5 px at 64 px = the 10 px used at 128 px
     result["outline"] = float(np.nanmean(outline_scores(us, synth)))
     return result

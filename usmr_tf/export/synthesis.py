@@ -53,6 +53,16 @@ def predict_batched(runner, slices, batch_size=32, progress=None):
     return np.concatenate(outputs)
 
 
+def synthesize_slices(model_dir, slices, version=None, batch_size=32):
+    """The MR of an exported model (``usmr export``'s folder, the highest version unless
+    ``version``) for prepared US slices ``[N, S, S, 1]`` in [-1, 1]: ``[N, S, S, 1]`` float32.
+    The one call the benchmarks and scripts use to score an export on a prepared set."""
+    from usmr_tf.export.runtimes import SavedModelRunner  # TF loaded only when used
+
+    return predict_batched(SavedModelRunner(pathlib.Path(model_dir), version=version), slices,
+                           batch_size)
+
+
 def volume_slices(path, axis, image_size, min_foreground=0.0):
     """Loads a NIfTI volume and cuts it: ``(volume, us_slices [N, S, S, 1], geometry)``."""
     volume = load_volume(path)  # DataError for unreadable / wrong rank / NaN / constant
