@@ -4,12 +4,14 @@
 
 Reads `benchmarks/checkpoint_scores.py` JSON files (every checkpoint of a run scored against the
 test split's MR and the left-out MR source) and, per run, over the checkpoints from
-`--from-step` on (the plateau; earlier checkpoints are never the pick), prints:
+`--from-step` on (default 1250: the plateau; only the long run's seed 1, validated on tail US,
+picked earlier, at step 1000: `--from-step 0` to include every checkpoint), prints:
 - the Spearman rank correlation with the left-out source's SWD of the run's validation SWD
   (validation MR = slices of the volumes it trains on) and of the test split's SWD (MR of a
   volume it never trained on: what a validation split of unseen subjects would see);
-- the left-out SWD of the checkpoint each curve would pick (its lowest) and the lowest of all
-  (what a perfect rule would pick).
+- the left-out SWD of the checkpoint each curve would pick (its lowest; the training rule also
+  weighs the realism test, docs/training.md) and the lowest of all (what a perfect rule would
+  pick).
 
 The test split stands in for an unseen validation subject here; picking on it for a shipped
 model would leak it, so this is a diagnostic of rules, not a rule. Research numbers, not for

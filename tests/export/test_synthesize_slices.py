@@ -14,7 +14,8 @@ def test_batches_give_the_runners_output(exported):
     got = synthesize_slices(exported.parent, us, batch_size=3)  # batches of 3, 3, 1
     assert got.shape == us.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=1e-5)  # batch size moves float sums ~1e-6
-    # the version folder and an explicit version give the same model
+    # the version folder itself and the model folder with an explicit version: the same model
+    np.testing.assert_allclose(synthesize_slices(exported, us), want, atol=1e-5)
     np.testing.assert_allclose(synthesize_slices(exported.parent, us, version=1), want, atol=1e-5)
     assert synthesize_slices(exported.parent, us[:0]).shape == (0, 32, 32, 1)
 
