@@ -35,8 +35,6 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from usmr_tf.training.callbacks import PeriodicCheckpoint  # noqa: E402
-
 
 def spearman(a, b):
     """Spearman's rank correlation of two equal-length sequences."""
@@ -45,6 +43,8 @@ def spearman(a, b):
 
 def checkpoints(run):
     """[(step, validation SWD, checkpoint path)] for the validation steps that have one."""
+    from usmr_tf.training.callbacks import PeriodicCheckpoint  # TensorFlow only when scoring
+
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
     per_epoch = int(recipe["training"]["steps_per_epoch"])
     with open(run / "validation.csv", newline="") as f:

@@ -37,7 +37,6 @@ from usmr_tf.errors import DataError
 from usmr_tf.export.metadata import RESEARCH_NOTICE
 
 NIFTI_DESCRIP = b"usmr synthesized MR: research output, not for diagnosis"
-HEAD_MARGIN = MASK_MARGIN  # spatial_normalize's default mask_margin: the aligned US's head mask
 
 
 def predict_batched(runner, slices, batch_size=32, progress=None):
@@ -107,7 +106,7 @@ def located_image_slice(path, location, image_size, head_fraction=0.8):
                              head_fraction=head_fraction, path=path)
 
 
-def head_mask(rows, cols, transform, margin=HEAD_MARGIN):
+def head_mask(rows, cols, transform, margin=MASK_MARGIN):  # spatial_normalize's mask_margin
     """True where image coordinates (``rows``, ``cols``) lie inside the annotated head ellipse
     of an ``hc18_aligned`` transform, grown by ``margin`` (as ``spatial_normalize`` masks)."""
     ellipse = transform["ellipse"]

@@ -17,8 +17,8 @@ slices against their own moment ellipse: 0.93-0.98), so a real-looking head scor
 0.93-0.98; the US passed through scores 0.86 on data v3's test split (its skull ring and
 margin lie outside); an output that cuts into the head, bends its outline or spills beyond it
 scores less. A head drawn blank scores high too: read it beside the SWD. An image whose US has
-no head gets NaN. `outline_shares` splits the miss into MR drawn outside the region and region
-left empty. The 0.903 is the major axis's (the minor's is 0.913: docs/data.md); one scale is
+no head gets NaN. `outline_measures` also splits the miss into MR drawn outside the region and
+region left empty (spill, missing). The 0.903 is the major axis's (the minor's is 0.913: docs/data.md); one scale is
 used for both. For inputs aligned another way (phantoms, volumes) pass their own `scale`
 (synthesized head size / US mask size). Research measurements.
 """
@@ -82,10 +82,3 @@ def outline_measures(us, synth, scale=DEFAULT_SCALE):
 def outline_scores(us, synth, scale=DEFAULT_SCALE):
     """Per-image Dice `[N]` of each synthesized MR's head with its US's head shrunk by `scale`."""
     return outline_measures(us, synth, scale)["dice"]
-
-
-def outline_shares(us, synth, scale=DEFAULT_SCALE):
-    """Per image, how the synthesized head misses the region, as shares of the region's area:
-    `(spill [N], missing [N])` = MR drawn outside it, and region left as background."""
-    measures = outline_measures(us, synth, scale)
-    return measures["spill"], measures["missing"]

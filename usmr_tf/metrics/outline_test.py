@@ -74,7 +74,8 @@ def test_no_head_gives_nan_and_mismatches_are_refused():
 def test_a_head_too_small_to_shrink_gives_nan_shares():
     tiny = np.full((SIZE, SIZE), -1.0)
     tiny[40, 40:42] = 0.5  # two pixels: shrunk about their centroid, none is left
-    spill, missing = outline.outline_shares(tiny[None], tiny[None], scale=0.3)
+    m = outline.outline_measures(tiny[None], tiny[None], scale=0.3)
+    spill, missing = m["spill"], m["missing"]
     assert np.isnan(spill[0]) and np.isnan(missing[0])
 
 
@@ -83,6 +84,7 @@ def test_shares_tell_spill_from_a_cut():
     grown = _mr_head(a, b, factor=1.1)
     cut = _mr_head(a, b)
     cut[:, : SIZE // 3] = -1.0
-    spill, missing = outline.outline_shares(np.stack([us, us]), np.stack([grown, cut]))
+    m = outline.outline_measures(np.stack([us, us]), np.stack([grown, cut]))
+    spill, missing = m["spill"], m["missing"]
     assert spill[0] > 0.1 and missing[0] < 0.02  # grown: drawn outside, nothing missing
     assert spill[1] < 0.02 and missing[1] > 0.1  # cut: nothing outside, a part missing
