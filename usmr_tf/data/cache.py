@@ -136,3 +136,55 @@ def load_prepared(path, split="train", modality=None):
     if len(meta) != len(images):
         raise DataError(f"{len(images)} slices but {len(meta)} metadata entries", meta_path)
     return images, meta
+
+
+def remix(base, out, *, modality="mr", split="train", drop=None, add=(), note=""):
+    """A copy of the prepared dataset `base` at `out` whose `modality/split` slices are changed.
+
+    For diagnostics of what the training data is made of (e.g. issue 18's dose and
+    composition tests): the slices of `base` whose `subject` or `source` matches the regular
+    expression `drop` are left out, then the same split of each `add` folder is appended (an
+    entry is a folder, or `(folder, regex)` to take only the slices whose subject or source
+    matches). Every other modality and split is copied unchanged. The manifest keeps `base`'s
+    params, records the change under `remix` and gets a new key. Refuses folders of another
+    image size and a result without slices. Returns `out`.
+    """
+    import re
+
+    base = pathlib.Path(base)
+    manifest = read_manifest(base)
+    if manifest is None:
+        raise DataError("not a prepared dataset (`usmr prepare`)", base)
+
+    def matches(pattern, meta):
+        return pattern is not None and any(
+            re.search(pattern, str(meta.get(k, ""))) for k in ("subject", "source"))
+
+    parts = {}
+    for mod, splits in manifest.get("counts", {}).items():
+        parts[mod] = {s: load_prepared(base, s, modality=mod) for s in splits}
+    if split not in parts.get(modality, {}):
+        raise DataError(f"no {modality}/{split} slices to change", base)
+    images, meta = parts[modality][split]
+    keep = [i for i, m in enumerate(meta) if not matches(drop, m)]
+    chunks, metas, added = [images[keep]], [meta[i] for i in keep], []
+    for entry in add:
+        folder, pattern = (entry, None) if isinstance(entry, (str, os.PathLike)) else entry
+        extra, extra_meta = load_prepared(folder, split, modality=modality)
+        if extra.shape[1:] != images.shape[1:]:
+            raise DataError(f"{extra.shape[1]} px slices, the base has {images.shape[1]} px",
+                            folder)
+        take = [i for i, m in enumerate(extra_meta) if pattern is None or matches(pattern, m)]
+        chunks.append(extra[take])
+        metas += [extra_meta[i] for i in take]
+        added.append({"folder": str(folder), "match": pattern, "slices": len(take)})
+    if not metas:
+        raise DataError(f"remix leaves no {modality}/{split} slices", base)
+    parts[modality][split] = (np.concatenate(chunks), metas)
+    record = {"base": str(base), "base_key": manifest.get("key"), "modality": modality,
+              "split": split, "drop": drop, "dropped": len(meta) - len(keep), "add": added}
+    new = {k: v for k, v in manifest.items() if k not in ("counts", "format")}
+    new.update(remix=record, key=params_key({"base": manifest.get("key"), "remix": record}))
+    if note:
+        new["note"] = f"{manifest.get('note', '')}; {note}".lstrip("; ")
+    return write_prepared(out, parts, new)

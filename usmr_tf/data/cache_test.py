@@ -111,3 +111,40 @@ def test_two_writers_of_one_dataset_both_succeed(tmp_path):
     want = {"a": 3, "b": 4}[manifest["key"]]
     assert cache.load_prepared(out / "us", "train")[0].shape[0] == want
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # nothing hidden left behind
+
+
+def test_remix_drops_and_adds_training_slices_only(tmp_path):
+    base = cache.write_prepared(tmp_path / "base", _parts(), {"key": "b", "note": "n"})
+    other_parts = _parts()
+    other_parts["mr"]["train"] = (other_parts["mr"]["train"][0] + 0.5,
+                                  [{"subject": f"other/{i}"} for i in range(3)])
+    other = cache.write_prepared(tmp_path / "other", other_parts, {"key": "o"})
+    out = cache.remix(base, tmp_path / "mix", drop=r"^s1$", add=[(other, r"other/[02]")],
+                      note="diagnostic")
+    images, meta = cache.load_prepared(out, "train", modality="mr")
+    base_images, base_meta = cache.load_prepared(base, "train", modality="mr")
+    assert [m["subject"] for m in meta] == ["s0", "s2", "other/0", "other/2"]
+    np.testing.assert_array_equal(images[:2], base_images[[0, 2]])
+    np.testing.assert_array_equal(images[2:], other_parts["mr"]["train"][0][[0, 2]])
+    for mod, split in [("us", "train"), ("us", "test"), ("mr", "test")]:  # the rest unchanged
+        np.testing.assert_array_equal(cache.load_prepared(out, split, modality=mod)[0],
+                                      cache.load_prepared(base, split, modality=mod)[0])
+    manifest = cache.read_manifest(out)
+    assert manifest["counts"]["mr"]["train"] == 4 and manifest["key"] not in ("b", "o")
+    assert manifest["remix"]["dropped"] == 1 and manifest["remix"]["add"][0]["slices"] == 2
+    assert manifest["note"] == "n; diagnostic"
+    # a whole folder added, nothing dropped: base + all three
+    assert cache.read_manifest(cache.remix(base, tmp_path / "all", add=[other]))[
+        "counts"]["mr"]["train"] == 6
+
+
+def test_remix_refusals(tmp_path):
+    base = cache.write_prepared(tmp_path / "base", _parts(), {"key": "b"})
+    small = cache.write_prepared(tmp_path / "small", _parts(size=8), {"key": "s"})
+    with pytest.raises(DataError, match="8 px slices"):
+        cache.remix(base, tmp_path / "x", add=[small])
+    with pytest.raises(DataError, match="no mr/train slices"):
+        cache.remix(base, tmp_path / "x", drop=".")
+    with pytest.raises(DataError, match="not a prepared dataset"):
+        cache.remix(tmp_path, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
