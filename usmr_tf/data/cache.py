@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 
@@ -138,27 +139,62 @@ def load_prepared(path, split="train", modality=None):
     return images, meta
 
 
+def _slice_pattern(pattern, where):
+    """`pattern` compiled (None stays None); a bad regular expression is a DataError."""
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise DataError(f"bad regular expression {pattern!r}: {exc}", where) from None
+
+
+def _slice_matches(pattern, meta):
+    """Whether a slice's `subject` or the file name of its `source` matches (re.search).
+
+    The source's file name only, not its folders: every MR folder of ../shared/data holds a
+    year ("2021"), which would make a pattern such as "21" take all of them."""
+    name = pathlib.Path(str(meta.get("source", ""))).name
+    return bool(pattern.search(str(meta.get("subject", ""))) or pattern.search(name))
+
+
 def remix(base, out, *, modality="mr", split="train", drop=None, add=(), note=""):
     """A copy of the prepared dataset `base` at `out` whose `modality/split` slices are changed.
 
     For diagnostics of what the training data is made of (e.g. issue 18's dose and
-    composition tests): the slices of `base` whose `subject` or `source` matches the regular
-    expression `drop` are left out, then the same split of each `add` folder is appended (an
-    entry is a folder, or `(folder, regex)` to take only the slices whose subject or source
-    matches). Every other modality and split is copied unchanged. The manifest keeps `base`'s
-    params, records the change under `remix` and gets a new key. Refuses folders of another
-    image size and a result without slices. Returns `out`.
+    composition tests): the slices of `base` whose `subject` (e.g. "spina_bifida/22") or
+    source file name (e.g. "ref-space-brain.nii.gz") matches the regular expression `drop`
+    (re.search) are left out, then the same split of each `add` folder is appended (an entry
+    is a folder, or `(folder, regex)` to take only the slices whose subject or source file
+    name matches). Every other modality and split is copied unchanged. The manifest keeps
+    `base`'s params, records the change (resolved folders and their manifest keys) under
+    `remix` and gets a key from those. Refused, as a `DataError` naming the folder, before
+    anything is written: a folder that is not prepared, `out` being `base` or an `add`
+    folder, a bad regex, a `drop` or an `add` regex that matches no slice, another image
+    size, a result without slices. Returns `out`.
     """
-    import re
-
-    base = pathlib.Path(base)
+    base, out = pathlib.Path(base).resolve(), pathlib.Path(out).resolve()
     manifest = read_manifest(base)
     if manifest is None:
         raise DataError("not a prepared dataset (`usmr prepare`)", base)
-
-    def matches(pattern, meta):
-        return pattern is not None and any(
-            re.search(pattern, str(meta.get(k, ""))) for k in ("subject", "source"))
+    if isinstance(add, (str, os.PathLike)):
+        add = [add]
+    entries = []
+    for entry in add:
+        if isinstance(entry, (str, os.PathLike)):
+            folder, pattern = entry, None
+        elif isinstance(entry, (tuple, list)) and len(entry) == 2:
+            folder, pattern = entry
+        else:
+            raise DataError(f"add entry {entry!r} is not a folder or (folder, regex)", base)
+        folder = pathlib.Path(folder).resolve()
+        added_manifest = read_manifest(folder)
+        if added_manifest is None:
+            raise DataError("not a prepared dataset (`usmr prepare`)", folder)
+        entries.append((folder, _slice_pattern(pattern, folder), added_manifest))
+    if out == base or out in [f for f, _, _ in entries]:
+        raise DataError("the output would replace a folder it is made from", out)
+    drop_re = _slice_pattern(drop, base)
 
     parts = {}
     for mod, splits in manifest.get("counts", {}).items():
@@ -166,25 +202,34 @@ def remix(base, out, *, modality="mr", split="train", drop=None, add=(), note=""
     if split not in parts.get(modality, {}):
         raise DataError(f"no {modality}/{split} slices to change", base)
     images, meta = parts[modality][split]
-    keep = [i for i, m in enumerate(meta) if not matches(drop, m)]
+    keep = [i for i, m in enumerate(meta) if drop_re is None or not _slice_matches(drop_re, m)]
+    if drop_re is not None and len(keep) == len(meta):
+        raise DataError(f"drop {drop!r} matches no {modality}/{split} slice", base)
     chunks, metas, added = [images[keep]], [meta[i] for i in keep], []
-    for entry in add:
-        folder, pattern = (entry, None) if isinstance(entry, (str, os.PathLike)) else entry
+    for folder, pattern, added_manifest in entries:
         extra, extra_meta = load_prepared(folder, split, modality=modality)
         if extra.shape[1:] != images.shape[1:]:
             raise DataError(f"{extra.shape[1]} px slices, the base has {images.shape[1]} px",
                             folder)
-        take = [i for i, m in enumerate(extra_meta) if pattern is None or matches(pattern, m)]
+        take = [i for i, m in enumerate(extra_meta)
+                if pattern is None or _slice_matches(pattern, m)]
+        if not take:
+            raise DataError(f"{pattern.pattern!r} matches no {modality}/{split} slice", folder)
         chunks.append(extra[take])
         metas += [extra_meta[i] for i in take]
-        added.append({"folder": str(folder), "match": pattern, "slices": len(take)})
+        added.append({"folder": str(folder), "key": added_manifest.get("key"),
+                      "match": None if pattern is None else pattern.pattern,
+                      "slices": len(take)})
     if not metas:
         raise DataError(f"remix leaves no {modality}/{split} slices", base)
     parts[modality][split] = (np.concatenate(chunks), metas)
     record = {"base": str(base), "base_key": manifest.get("key"), "modality": modality,
               "split": split, "drop": drop, "dropped": len(meta) - len(keep), "add": added}
     new = {k: v for k, v in manifest.items() if k not in ("counts", "format")}
-    new.update(remix=record, key=params_key({"base": manifest.get("key"), "remix": record}))
+    # the key follows the data (the folders' own keys), not where the folders lie
+    contents = {"base_key": record["base_key"], "modality": modality, "split": split,
+                "drop": drop, "add": [(a["key"], a["match"]) for a in added]}
+    new.update(remix=record, key=params_key(contents))
     if note:
         new["note"] = f"{manifest.get('note', '')}; {note}".lstrip("; ")
     return write_prepared(out, parts, new)

@@ -113,38 +113,86 @@ def test_two_writers_of_one_dataset_both_succeed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # nothing hidden left behind
 
 
+def _mr_parts(subjects, sources, size=16, offset=0.0):
+    parts = _parts(size=size)
+    n = len(subjects)
+    images = np.linspace(-1, 1, n * size * size, dtype=np.float32).reshape(n, size, size, 1)
+    parts["mr"]["train"] = (images + offset, [{"subject": s, "source": f} for s, f in
+                                              zip(subjects, sources)])
+    return parts
+
+
 def test_remix_drops_and_adds_training_slices_only(tmp_path):
-    base = cache.write_prepared(tmp_path / "base", _parts(), {"key": "b", "note": "n"})
-    other_parts = _parts()
-    other_parts["mr"]["train"] = (other_parts["mr"]["train"][0] + 0.5,
-                                  [{"subject": f"other/{i}"} for i in range(3)])
+    # every source path holds "2021" in a folder name, as in ../shared/data
+    root = "/data/mr/atlas_2021/"
+    base = cache.write_prepared(tmp_path / "base", _mr_parts(
+        ["sb/21", "sb/22", "svrtk/x"],
+        [root + "GA21/srr.nii.gz", root + "GA22/srr.nii.gz", root + "ref-space-brain.nii.gz"]),
+        {"key": "b", "note": "n"})
+    other_parts = _mr_parts(["crl/21", "crl/22", "crl/28"],
+                            [root + f"STA{g}.nii.gz" for g in (21, 22, 28)], offset=0.5)
     other = cache.write_prepared(tmp_path / "other", other_parts, {"key": "o"})
-    out = cache.remix(base, tmp_path / "mix", drop=r"^s1$", add=[(other, r"other/[02]")],
+    # a source's file name matches (not its folders): only the head goes
+    out = cache.remix(base, tmp_path / "mix", drop="ref-space", add=[(other, r"crl/2[12]")],
                       note="diagnostic")
     images, meta = cache.load_prepared(out, "train", modality="mr")
-    base_images, base_meta = cache.load_prepared(base, "train", modality="mr")
-    assert [m["subject"] for m in meta] == ["s0", "s2", "other/0", "other/2"]
-    np.testing.assert_array_equal(images[:2], base_images[[0, 2]])
-    np.testing.assert_array_equal(images[2:], other_parts["mr"]["train"][0][[0, 2]])
+    base_images, _ = cache.load_prepared(base, "train", modality="mr")
+    assert [m["subject"] for m in meta] == ["sb/21", "sb/22", "crl/21", "crl/22"]
+    np.testing.assert_array_equal(images[:2], base_images[:2])
+    np.testing.assert_array_equal(images[2:], other_parts["mr"]["train"][0][:2])
     for mod, split in [("us", "train"), ("us", "test"), ("mr", "test")]:  # the rest unchanged
         np.testing.assert_array_equal(cache.load_prepared(out, split, modality=mod)[0],
                                       cache.load_prepared(base, split, modality=mod)[0])
     manifest = cache.read_manifest(out)
     assert manifest["counts"]["mr"]["train"] == 4 and manifest["key"] not in ("b", "o")
     assert manifest["remix"]["dropped"] == 1 and manifest["remix"]["add"][0]["slices"] == 2
-    assert manifest["note"] == "n; diagnostic"
-    # a whole folder added, nothing dropped: base + all three
-    assert cache.read_manifest(cache.remix(base, tmp_path / "all", add=[other]))[
-        "counts"]["mr"]["train"] == 6
+    assert manifest["remix"]["add"][0]["key"] == "o" and manifest["note"] == "n; diagnostic"
+    # "21" is a subject's or a file's, never the folders' "2021": sb/21 and STA21 only
+    assert [m["subject"] for m in cache.load_prepared(
+        cache.remix(base, tmp_path / "ga21", drop="21", add=[(other, "21")]), "train",
+        modality="mr")[1]] == ["sb/22", "svrtk/x", "crl/21"]
+    # a folder alone (str or Path, also bare) takes all its slices; the key follows the data
+    whole = cache.remix(base, tmp_path / "all", add=str(other))
+    assert cache.read_manifest(whole)["counts"]["mr"]["train"] == 6
+    again = cache.remix(base, tmp_path / "sub" / "all", add=[other])
+    assert cache.read_manifest(again)["key"] == cache.read_manifest(whole)["key"]
 
 
 def test_remix_refusals(tmp_path):
     base = cache.write_prepared(tmp_path / "base", _parts(), {"key": "b"})
     small = cache.write_prepared(tmp_path / "small", _parts(size=8), {"key": "s"})
-    with pytest.raises(DataError, match="8 px slices"):
-        cache.remix(base, tmp_path / "x", add=[small])
-    with pytest.raises(DataError, match="no mr/train slices"):
-        cache.remix(base, tmp_path / "x", drop=".")
+    cases = [({"add": [small]}, "8 px slices"),
+             ({"drop": "."}, "no mr/train slices"),
+             ({"drop": "no-such-subject"}, "matches no mr/train slice"),
+             ({"add": [(base, "no-such-subject")]}, "matches no mr/train slice"),
+             ({"drop": "["}, "bad regular expression"),
+             ({"add": [(base, "s", "extra")]}, "not a folder or"),
+             ({"add": [tmp_path]}, "not a prepared dataset")]
+    for kwargs, message in cases:
+        with pytest.raises(DataError, match=message):
+            cache.remix(base, tmp_path / "x", **kwargs)
     with pytest.raises(DataError, match="not a prepared dataset"):
         cache.remix(tmp_path, tmp_path / "x")
-    assert not (tmp_path / "x").exists()
+    for out in (base, small):  # never over a folder it is made from
+        with pytest.raises(DataError, match="would replace"):
+            cache.remix(base, out, add=[small])
+    assert not (tmp_path / "x").exists() and cache.read_manifest(base)["key"] == "b"
+
+
+def test_mr_mix_command_line(tmp_path, capsys):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "mr_mix.py"
+    spec = importlib.util.spec_from_file_location("mr_mix", path)
+    mr_mix = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mr_mix)
+    base = cache.write_prepared(tmp_path / "base", _parts(), {"key": "b"})
+    other = cache.write_prepared(tmp_path / "other", _parts(), {"key": "o"})
+    mr_mix.main([str(base), str(tmp_path / "mix"), "--drop", "^s0$", "--add", f"{other}=s[12]",
+                 "--note", "run time only"])
+    assert "mr/train 4 slices (1 dropped, 2 from" in capsys.readouterr().out
+    assert cache.read_manifest(tmp_path / "mix")["note"] == "run time only"
+    with pytest.raises(SystemExit, match="bad regular expression"):
+        mr_mix.main([str(base), str(tmp_path / "bad"), "--drop", "["])
+    assert not (tmp_path / "bad").exists()
