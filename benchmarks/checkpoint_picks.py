@@ -1,6 +1,7 @@
 """Would validating on MR of an unseen subject pick better checkpoints? (issue 18)
 
-    .venv/bin/python benchmarks/checkpoint_picks.py docs/preset_v3_*checkpoints.json [--from-step 1250]
+    .venv/bin/python benchmarks/checkpoint_picks.py docs/preset_v3_*checkpoints.json \
+        [--from-step 1250]
 
 Reads `benchmarks/checkpoint_scores.py` JSON files (every checkpoint of a run scored against the
 test split's MR and the left-out MR source) and, per run, over the checkpoints from

@@ -4,15 +4,17 @@
         [--note TEXT] [--score DATA]
 
 Copies the prepared folder BASE (`usmr prepare`) to OUT with its `mr/train` slices changed
-(`usmr_tf.data.cache.remix`): those whose subject or source matches `--drop` left out, then
-the training slices of each `--add` folder appended (`=REGEX`: only those whose subject or
-source matches). US, MR test and held-out splits stay as they are, so a probe trained on OUT
-(`benchmarks/realism_probes.py --train-data OUT --tag T`) is scored exactly like one trained
-on BASE. `--score DATA` prints the SWD (`usmr_tf.metrics.swd`, seed 0) of OUT's training MR
-itself to DATA's test and held-out MR: how far the MR a probe learns from is from the MR it is
-scored on (the real-MR reference of that mix). For diagnostics only: a folder made with the CRL atlas (non-commercial) stays at run
-time, never committed or shipped, and so does anything trained on it. Research images only,
-not for diagnosis.
+(`usmr_tf.data.cache.remix`): those whose subject (e.g. spina_bifida/22) or source file name
+(e.g. ref-space-brain.nii.gz) matches `--drop` (re.search) left out, then the training slices
+of each `--add` folder appended (`=REGEX`: only those whose subject or source file name
+matches). A pattern that matches nothing is refused. US, MR test and held-out splits stay as
+they are, so a probe trained on OUT (`benchmarks/realism_probes.py --train-data OUT --tag T`)
+is scored exactly like one trained on BASE. `--score DATA` prints the SWD
+(`usmr_tf.metrics.swd`, seed 0) of OUT's training MR itself to DATA's test and held-out MR:
+how far the MR a probe learns from is from the MR it is scored on (the real-MR reference of
+that mix). For diagnostics only: a folder made with the CRL atlas (non-commercial) stays at
+run time, never committed or shipped, and so does anything trained on it. Research images
+only, not for diagnosis.
 """
 
 import argparse
@@ -28,7 +30,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", help="a prepared folder")
     parser.add_argument("out", help="the new folder (replaced if it is a prepared folder)")
-    parser.add_argument("--drop", help="leave out training MR whose subject/source matches")
+    parser.add_argument("--drop",
+                        help="leave out training MR whose subject or source file name matches")
     parser.add_argument("--add", action="append", default=[], metavar="DIR[=REGEX]",
                         help="append another prepared folder's training MR (repeatable)")
     parser.add_argument("--note", default="", help="appended to the manifest's note")

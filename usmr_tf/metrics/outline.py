@@ -18,8 +18,8 @@ slices against their own moment ellipse: 0.93-0.98), so a real-looking head scor
 margin lie outside); an output that cuts into the head, bends its outline or spills beyond it
 scores less. A head drawn blank scores high too: read it beside the SWD. An image whose US has
 no head gets NaN. `outline_measures` also splits the miss into MR drawn outside the region and
-region left empty (spill, missing). The 0.903 is the major axis's (the minor's is 0.913: docs/data.md); one scale is
-used for both. For inputs aligned another way (phantoms, volumes) pass their own `scale`
+region left empty (spill, missing). The 0.903 is the major axis's (the minor's is 0.913:
+docs/data.md); one scale is used for both. For inputs aligned another way (phantoms, volumes) pass their own `scale`
 (synthesized head size / US mask size). Research measurements.
 """
 
