@@ -1,20 +1,24 @@
-"""A prepared folder whose training MR is another mix of volumes (issue 18's composition tests).
+"""A prepared folder whose training (or held-out) MR is another mix (issue 18's MR tests).
 
-    .venv/bin/python benchmarks/mr_mix.py BASE OUT [--drop REGEX] [--add DIR[=REGEX] ...]
-        [--note TEXT] [--score DATA]
+    .venv/bin/python benchmarks/mr_mix.py BASE OUT [--split SPLIT] [--drop REGEX]
+        [--add DIR[:SPLIT][=REGEX] ...] [--drop-detached] [--note TEXT] [--score DATA]
 
 Copies the prepared folder BASE (`usmr prepare`) to OUT with its `mr/train` slices changed
-(`usmr_tf.data.cache.remix`): those whose subject (e.g. spina_bifida/22) or source file name
-(e.g. ref-space-brain.nii.gz) matches `--drop` (re.search) left out, then the training slices
-of each `--add` folder appended (`=REGEX`: only those whose subject or source file name
-matches). A pattern that matches nothing is refused. US, MR test and held-out splits stay as
-they are, so a probe trained on OUT (`benchmarks/realism_probes.py --train-data OUT --tag T`)
-is scored exactly like one trained on BASE. `--score DATA` prints the SWD
-(`usmr_tf.metrics.swd`, seed 0) of OUT's training MR itself to DATA's test and held-out MR:
-how far the MR a probe learns from is from the MR it is scored on (the real-MR reference of
-that mix). For diagnostics only: a folder made with the CRL atlas (non-commercial) stays at
-run time, never committed or shipped, and so does anything trained on it. Research images
-only, not for diagnosis.
+(`usmr_tf.data.cache.remix`; `--split heldout` or `test` changes that split instead): those
+whose subject (e.g. spina_bifida/22) or source file name (e.g. ref-space-brain.nii.gz) matches
+`--drop` (re.search) left out, then the same split's slices of each `--add` folder appended
+(`:SPLIT`: from that split of it, e.g. `DIR:heldout` for a held-out source's slices; `=REGEX`:
+only those whose subject or source file name matches). A pattern that matches nothing is
+refused. `--drop-detached` then sets the parts of each slice of the split that are detached from
+its head to background (`usmr_tf.data.volume.drop_detached_parts`; e.g. the bar of extra-cranial
+tissue above the MIAL fetus's head: `--split heldout --drop-detached`). The other splits stay as
+they are, so a probe trained on OUT (`benchmarks/realism_probes.py --train-data OUT --tag T`) is
+scored exactly like one trained on BASE; with `--split heldout` OUT is a scoring folder with
+another left-out MR. `--score DATA` prints the SWD (`usmr_tf.metrics.swd`, seed 0) of OUT's
+training MR itself to DATA's test and held-out MR: how far the MR a probe learns from is from
+the MR it is scored on (the real-MR reference of that mix). For diagnostics only: a folder made
+with the CRL atlas (non-commercial) stays at run time, never committed or shipped, and so does
+anything trained on it. Research images only, not for diagnosis.
 """
 
 import argparse
@@ -26,27 +30,51 @@ from usmr_tf.data import cache  # noqa: E402
 from usmr_tf.errors import DataError  # noqa: E402
 
 
+def add_entry(text, split):
+    """`DIR[:SPLIT][=REGEX]` -> (DIR, REGEX or None, SPLIT or `split`) for `cache.remix`."""
+    folder, _, pattern = text.partition("=")
+    head, colon, tail = folder.rpartition(":")
+    if colon and tail in cache.SPLITS:
+        folder, split = head, tail
+    return folder, pattern or None, split
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", help="a prepared folder")
     parser.add_argument("out", help="the new folder (replaced if it is a prepared folder)")
+    parser.add_argument("--split", default="train", choices=cache.SPLITS,
+                        help="the MR split to change (default train)")
     parser.add_argument("--drop",
-                        help="leave out training MR whose subject or source file name matches")
-    parser.add_argument("--add", action="append", default=[], metavar="DIR[=REGEX]",
-                        help="append another prepared folder's training MR (repeatable)")
+                        help="leave out MR of the split whose subject or source file name "
+                             "matches")
+    parser.add_argument("--add", action="append", default=[], metavar="DIR[:SPLIT][=REGEX]",
+                        help="append another prepared folder's MR of the same split (or of "
+                             "SPLIT) (repeatable; DIR must not hold '=')")
+    parser.add_argument("--drop-detached", action="store_true",
+                        help="set the parts of each slice of the split that are detached from "
+                             "its head to background (a loose brain mask's scraps; it would "
+                             "also remove detached anatomy: for the MIAL held-out slices)")
     parser.add_argument("--note", default="", help="appended to the manifest's note")
     parser.add_argument("--score", metavar="DATA",
                         help="print the SWD of OUT's training MR to DATA's test / held-out MR")
     args = parser.parse_args(argv)
-    add = [tuple(a.split("=", 1)) if "=" in a else a for a in args.add]
+    add = [add_entry(a, args.split) for a in args.add]
     try:
-        out = cache.remix(args.base, args.out, drop=args.drop, add=add, note=args.note)
+        out = cache.remix(args.base, args.out, split=args.split, drop=args.drop, add=add,
+                          drop_detached=args.drop_detached, note=args.note)
     except DataError as exc:
         sys.exit(f"mr_mix: {exc}")
     manifest = cache.read_manifest(out)
     changes = [f"{manifest['remix']['dropped']} dropped"] + [
-        f"{a['slices']} from {a['folder']}" for a in manifest["remix"]["add"]]
-    print(f"{out}: mr/train {manifest['counts']['mr']['train']} slices ({', '.join(changes)})")
+        f"{a['slices']} from {a['folder']}" + (f" {a['split']}" if a["split"] != args.split
+                                                else "") for a in manifest["remix"]["add"]]
+    detached = manifest["remix"]["drop_detached"]
+    if detached:
+        changes.append(f"detached parts dropped from {detached['slices']} slices, "
+                       f"{100 * detached['mean_fraction']:.1f} % of the foreground on average")
+    print(f"{out}: mr/{args.split} {manifest['counts']['mr'][args.split]} slices "
+          f"({', '.join(changes)})")
     if args.score:
         from usmr_tf.metrics import swd
 

@@ -111,6 +111,7 @@ def test_layout_versions_and_metadata(tmp_path, full_model):
     assert set(info["signatures"]) == {"serving_default", "predict_png"}
     card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
     assert "not for diagnosis" in card
+    assert "(`--align auto`, the default)" in card  # raw images are aligned before synthesis
     # no staging folders left behind; an existing version is not overwritten
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "2", "MODEL_CARD.md",
                                                                   "usmr.json"]

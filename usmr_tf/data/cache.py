@@ -24,11 +24,14 @@ import tempfile
 import numpy as np
 
 from usmr_tf.atomic import swap_in_dir
+from usmr_tf.data.volume import drop_detached_parts
 from usmr_tf.errors import DataError
 
 FORMAT = "usmr-tf/prepared-slices/1"
 MANIFEST = "manifest.json"
 SPLITS = ("train", "test", "heldout")
+# `remix(drop_detached=True)`: `volume.drop_detached_parts`'s threshold and opening (in the key)
+DETACHED_THRESHOLD, DETACHED_OPENING = -0.8, 1
 
 
 def params_key(params):
@@ -158,20 +161,27 @@ def _slice_matches(pattern, meta):
     return bool(pattern.search(str(meta.get("subject", ""))) or pattern.search(name))
 
 
-def remix(base, out, *, modality="mr", split="train", drop=None, add=(), note=""):
+def remix(base, out, *, modality="mr", split="train", drop=None, add=(), drop_detached=False,
+          note=""):
     """A copy of the prepared dataset `base` at `out` whose `modality/split` slices are changed.
 
-    For diagnostics of what the training data is made of (e.g. issue 18's dose and
-    composition tests): the slices of `base` whose `subject` (e.g. "spina_bifida/22") or
-    source file name (e.g. "ref-space-brain.nii.gz") matches the regular expression `drop`
-    (re.search) are left out, then the same split of each `add` folder is appended (an entry
-    is a folder, or `(folder, regex)` to take only the slices whose subject or source file
-    name matches). Every other modality and split is copied unchanged. The manifest keeps
-    `base`'s params, records the change (resolved folders and their manifest keys) under
-    `remix` and gets a key from those. Refused, as a `DataError` naming the folder, before
-    anything is written: a folder that is not prepared, `out` being `base` or an `add`
-    folder, a bad regex, a `drop` or an `add` regex that matches no slice, another image
-    size, a result without slices. Returns `out`.
+    For diagnostics of what the training data or the reference MR is made of (issue 18's dose,
+    composition and swap tests): the slices of `base` whose `subject` (e.g. "spina_bifida/22")
+    or source file name (e.g. "ref-space-brain.nii.gz") matches the regular expression `drop`
+    (re.search) are left out, then the same split of each `add` folder is appended (an entry is
+    a folder, or `(folder, regex)` to take only the slices whose subject or source file name
+    matches, or `(folder, regex, from_split)` to take them from another split of that folder,
+    e.g. a held-out source's slices into `train`, or training slices of one subject as the
+    `heldout` split; regex None = all). With `drop_detached`, every slice of the changed split
+    then loses the parts detached from its head (`volume.drop_detached_parts`: for a source
+    whose brain mask keeps scraps, as the MIAL fetus's held-out slices; it would also remove
+    detached anatomy such as a cerebellum cut apart by an oblique plane). Every other modality
+    and split is copied unchanged. The manifest keeps `base`'s params, records the change
+    (resolved folders, their manifest keys and splits) under `remix` and gets a key from those.
+    Refused, as a `DataError` naming the folder, before anything is written: a folder that is
+    not prepared, `out` being `base` or an `add` folder, a bad regex, a `drop` or an `add` regex
+    that matches no slice, another image size, a result without slices, nothing to change.
+    Returns `out`.
     """
     base, out = pathlib.Path(base).resolve(), pathlib.Path(out).resolve()
     manifest = read_manifest(base)
@@ -179,20 +189,27 @@ def remix(base, out, *, modality="mr", split="train", drop=None, add=(), note=""
         raise DataError("not a prepared dataset (`usmr prepare`)", base)
     if isinstance(add, (str, os.PathLike)):
         add = [add]
+    if drop is None and not add and not drop_detached:
+        raise DataError("nothing to change: give drop, add or drop_detached", base)
     entries = []
     for entry in add:
         if isinstance(entry, (str, os.PathLike)):
-            folder, pattern = entry, None
-        elif isinstance(entry, (tuple, list)) and len(entry) == 2:
-            folder, pattern = entry
+            folder, pattern, from_split = entry, None, split
+        elif isinstance(entry, (tuple, list)) and len(entry) in (2, 3):
+            folder, pattern, from_split = (*entry, split)[:3]
+            from_split = split if from_split is None else from_split
         else:
-            raise DataError(f"add entry {entry!r} is not a folder or (folder, regex)", base)
+            raise DataError(f"add entry {entry!r} is not a folder, (folder, regex) or "
+                            "(folder, regex, split)", base)
         folder = pathlib.Path(folder).resolve()
+        if from_split not in SPLITS:
+            raise DataError(f"add split {from_split!r} is not one of {', '.join(SPLITS)}",
+                            folder)
         added_manifest = read_manifest(folder)
         if added_manifest is None:
             raise DataError("not a prepared dataset (`usmr prepare`)", folder)
-        entries.append((folder, _slice_pattern(pattern, folder), added_manifest))
-    if out == base or out in [f for f, _, _ in entries]:
+        entries.append((folder, _slice_pattern(pattern, folder), from_split, added_manifest))
+    if out == base or out in [e[0] for e in entries]:
         raise DataError("the output would replace a folder it is made from", out)
     drop_re = _slice_pattern(drop, base)
 
@@ -206,29 +223,42 @@ def remix(base, out, *, modality="mr", split="train", drop=None, add=(), note=""
     if drop_re is not None and len(keep) == len(meta):
         raise DataError(f"drop {drop!r} matches no {modality}/{split} slice", base)
     chunks, metas, added = [images[keep]], [meta[i] for i in keep], []
-    for folder, pattern, added_manifest in entries:
-        extra, extra_meta = load_prepared(folder, split, modality=modality)
+    for folder, pattern, from_split, added_manifest in entries:
+        extra, extra_meta = load_prepared(folder, from_split, modality=modality)
         if extra.shape[1:] != images.shape[1:]:
             raise DataError(f"{extra.shape[1]} px slices, the base has {images.shape[1]} px",
                             folder)
         take = [i for i, m in enumerate(extra_meta)
                 if pattern is None or _slice_matches(pattern, m)]
         if not take:
-            raise DataError(f"{pattern.pattern!r} matches no {modality}/{split} slice", folder)
+            raise DataError(f"{pattern.pattern!r} matches no {modality}/{from_split} slice",
+                            folder)
         chunks.append(extra[take])
         metas += [extra_meta[i] for i in take]
         added.append({"folder": str(folder), "key": added_manifest.get("key"),
                       "match": None if pattern is None else pattern.pattern,
-                      "slices": len(take)})
+                      "split": from_split, "slices": len(take)})
     if not metas:
         raise DataError(f"remix leaves no {modality}/{split} slices", base)
-    parts[modality][split] = (np.concatenate(chunks), metas)
+    images = np.concatenate(chunks)
+    detached = None
+    if drop_detached:
+        images, removed = drop_detached_parts(images, DETACHED_THRESHOLD, DETACHED_OPENING)
+        detached = {"threshold": DETACHED_THRESHOLD, "opening": DETACHED_OPENING,
+                    "slices": int((removed > 0).sum()), "mean_fraction": float(removed.mean())}
+    parts[modality][split] = (images, metas)
     record = {"base": str(base), "base_key": manifest.get("key"), "modality": modality,
-              "split": split, "drop": drop, "dropped": len(meta) - len(keep), "add": added}
+              "split": split, "drop": drop, "dropped": len(meta) - len(keep), "add": added,
+              "drop_detached": detached}
     new = {k: v for k, v in manifest.items() if k not in ("counts", "format")}
     # the key follows the data (the folders' own keys), not where the folders lie
+    # (an add from the changed split itself keeps its two-field form: earlier keys stay)
+    sources = [(a["key"], a["match"]) + (() if a["split"] == split else (a["split"],))
+               for a in added]
     contents = {"base_key": record["base_key"], "modality": modality, "split": split,
-                "drop": drop, "add": [(a["key"], a["match"]) for a in added]}
+                "drop": drop, "add": sources}
+    if drop_detached:  # (absent otherwise: earlier keys stay)
+        contents["drop_detached"] = [DETACHED_THRESHOLD, DETACHED_OPENING]
     new.update(remix=record, key=params_key(contents))
     if note:
         new["note"] = f"{manifest.get('note', '')}; {note}".lstrip("; ")

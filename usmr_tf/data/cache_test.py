@@ -166,7 +166,10 @@ def test_remix_refusals(tmp_path):
              ({"drop": "no-such-subject"}, "matches no mr/train slice"),
              ({"add": [(base, "no-such-subject")]}, "matches no mr/train slice"),
              ({"drop": "["}, "bad regular expression"),
-             ({"add": [(base, "s", "extra")]}, "not a folder or"),
+             ({"add": [(base, "s", "extra")]}, "add split 'extra' is not one of"),
+             ({"add": [(base, "s", "test", 1)]}, "not a folder, "),
+             ({"add": [(base, None, "heldout")]}, "no held-out split here"),
+             ({"split": "heldout", "add": [base]}, "no mr/heldout slices to change"),
              ({"add": [tmp_path]}, "not a prepared dataset")]
     for kwargs, message in cases:
         with pytest.raises(DataError, match=message):
@@ -177,6 +180,58 @@ def test_remix_refusals(tmp_path):
         with pytest.raises(DataError, match="would replace"):
             cache.remix(base, out, add=[small])
     assert not (tmp_path / "x").exists() and cache.read_manifest(base)["key"] == "b"
+
+
+def test_remix_takes_slices_from_another_split(tmp_path):
+    # the left-out-source swap of issue 18: one subject's training slices become the held-out
+    # split of a scoring folder, a held-out source's slices join another folder's training MR
+    root = "/data/mr/atlas_2021/"
+    parts = _mr_parts(["sb/21", "svrtk/x", "svrtk/x"],
+                      [root + "srr.nii.gz", root + "templ.nii.gz", root + "ref-space-brain.nii.gz"])
+    held = np.full((2, 16, 16, 1), 0.25, np.float32)
+    parts["mr"]["heldout"] = (held, [{"subject": "mial/sub-01", "source": root + "sr.nii.gz"}] * 2)
+    base = cache.write_prepared(tmp_path / "base", parts, {"key": "b"})
+    train = cache.remix(base, tmp_path / "train", drop="ref-space", add=[(base, None, "heldout")])
+    images, meta = cache.load_prepared(train, "train", modality="mr")
+    assert [m["subject"] for m in meta] == ["sb/21", "svrtk/x", "mial/sub-01", "mial/sub-01"]
+    np.testing.assert_array_equal(images[2:], held)
+    np.testing.assert_array_equal(cache.load_prepared(train, "heldout", modality="mr")[0], held)
+    assert cache.read_manifest(train)["remix"]["add"][0]["split"] == "heldout"
+    score = cache.remix(base, tmp_path / "score", split="heldout", drop=".",
+                        add=[(base, "ref-space", "train")])
+    images, meta = cache.load_prepared(score, "heldout", modality="mr")
+    np.testing.assert_array_equal(images, parts["mr"]["train"][0][2:])
+    np.testing.assert_array_equal(cache.load_prepared(score, "train", modality="mr")[0],
+                                  parts["mr"]["train"][0])  # the changed split only
+    # the key tells a split's slices from another's; an add from the same split keeps its key
+    keys = {cache.read_manifest(cache.remix(base, tmp_path / name, add=[entry]))["key"]
+            for name, entry in [("a", (base, "sb")), ("b", (base, "sb", "train")),
+                                ("n", (base, "sb", None)), ("c", (base, None, "test"))]}
+    assert len(keys) == 2  # (folder, regex, None) = the same split
+
+
+def test_remix_drops_detached_parts_of_the_changed_split(tmp_path):
+    yy, xx = np.mgrid[:32, :32]
+    head = np.where(np.hypot(yy - 19, xx - 16) < 9, 0.3, -1.0).astype(np.float32)
+    scrap = head.copy()
+    scrap[2:5, 8:24] = 0.6                                     # detached, above the head
+    parts = _parts(size=32)
+    parts["mr"]["heldout"] = (np.stack([head, scrap])[..., None],
+                              [{"subject": "mial/sub-01"}] * 2)
+    base = cache.write_prepared(tmp_path / "base", parts, {"key": "b"})
+    out = cache.remix(base, tmp_path / "clean", split="heldout", drop_detached=True)
+    cleaned = cache.load_prepared(out, "heldout", modality="mr")[0]
+    np.testing.assert_array_equal(cleaned[0, ..., 0], head)
+    np.testing.assert_array_equal(cleaned[1, ..., 0], head)   # the scrap is background now
+    for split in ("train", "test"):                            # other splits as they were
+        np.testing.assert_array_equal(cache.load_prepared(out, split, modality="mr")[0],
+                                      parts["mr"][split][0])
+    record = cache.read_manifest(out)["remix"]["drop_detached"]
+    assert record["slices"] == 1 and record["mean_fraction"] > 0
+    assert record["threshold"] == -0.8 and record["opening"] == 1
+    with pytest.raises(DataError, match="nothing to change"):
+        cache.remix(base, tmp_path / "same", split="heldout")
+    assert not (tmp_path / "same").exists()
 
 
 def test_mr_mix_command_line(tmp_path, capsys):
@@ -196,3 +251,13 @@ def test_mr_mix_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit, match="bad regular expression"):
         mr_mix.main([str(base), str(tmp_path / "bad"), "--drop", "["])
     assert not (tmp_path / "bad").exists()
+    # a held-out split made of another folder's training slices (`DIR:SPLIT=REGEX`)
+    mr_mix.main([str(base), str(tmp_path / "score"), "--split", "test", "--drop", ".",
+                 "--add", f"{other}:train=s[01]"])
+    assert "mr/test 2 slices (1 dropped, 2 from" in capsys.readouterr().out
+    assert [m["subject"] for m in cache.load_prepared(tmp_path / "score", "test",
+                                                      modality="mr")[1]] == ["s0", "s1"]
+    mr_mix.main([str(base), str(tmp_path / "same"), "--split", "test", "--drop-detached"])
+    assert "detached parts dropped from 0 slices" in capsys.readouterr().out
+    assert mr_mix.add_entry("/a:b/c:heldout=x", "train") == ("/a:b/c", "x", "heldout")
+    assert mr_mix.add_entry("/a:b/c", "test") == ("/a:b/c", None, "test")

@@ -149,6 +149,42 @@ def largest_part(fg, opening=1):
     return labels == int(np.argmax(sizes)) + 1
 
 
+def drop_detached_parts(slices, threshold=-0.8, opening=1):
+    """Each slice without the parts detached from its largest part: for one source whose
+    brain mask keeps scraps (the MIAL super-resolution volume keeps a bar of extra-cranial
+    tissue above the head in its trans-thalamic slices), not for MR in general: it removes
+    any detached part, anatomy included (the cerebellum where an oblique plane cuts it apart
+    from the cerebrum: 55 of data v3's 507 training MR slices at 128 px would lose up to 14 %).
+
+    `slices` float [N, H, W, 1] or [N, H, W] in [-1, 1], background exactly -1 (the prepared
+    slices' convention). Per slice: the pixels above `threshold` (-0.8: the dim gap between
+    the MIAL bar and the head stays below it) after a binary `opening` (pixels, 4-connected)
+    form parts; the largest is the head. Every foreground pixel (> -1) that is connected to
+    another part without coming within `opening + 2` px of the head is set to -1; the head,
+    its dim rim and a slice with one part stay as they are. Returns (a float32 copy, the
+    fraction of each slice's foreground set to background). ValueError for another shape."""
+    x = np.array(slices, dtype=np.float32, copy=True)
+    if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] != 1):
+        raise ValueError(f"slices must be [N, H, W, 1] or [N, H, W], got shape {x.shape}")
+    planes = x[..., 0] if x.ndim == 4 else x
+    structure = ndimage.generate_binary_structure(2, 1)
+    removed = np.zeros(len(planes))
+    for i, plane in enumerate(planes):
+        fg = plane > BACKGROUND
+        parts, n = ndimage.label(ndimage.binary_opening(plane > threshold, structure,
+                                                        iterations=opening))
+        if n < 2:
+            continue
+        head = parts == np.argmax(np.bincount(parts.ravel())[1:]) + 1
+        near_head = ndimage.binary_dilation(head, structure, iterations=opening + 2)
+        seeds = ndimage.binary_dilation((parts > 0) & ~head, structure,
+                                        iterations=opening + 2) & ~near_head & fg
+        scraps = ndimage.binary_propagation(seeds, structure, mask=fg & ~near_head)
+        removed[i] = scraps.sum() / max(1, fg.sum())
+        plane[scraps] = BACKGROUND
+    return x, removed
+
+
 def _band_keep(fg_area, band):
     """Slices whose relative position within the foreground extent lies in `band`."""
     if band is None:

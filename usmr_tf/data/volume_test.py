@@ -6,7 +6,8 @@ from scipy import ndimage
 from usmr_tf.data import testing
 from usmr_tf.data.intensity import foreground_mask, normalize_intensity
 from usmr_tf.data.nifti import Volume, load_volume
-from usmr_tf.data.volume import SliceGeometry, reorient_to_ras, slices_to_volume, volume_to_slices
+from usmr_tf.data.volume import (SliceGeometry, drop_detached_parts, reorient_to_ras,
+                                 slices_to_volume, volume_to_slices)
 
 
 @pytest.fixture
@@ -265,6 +266,38 @@ def test_foreground_largest_drops_detached_remnants():
     assert len(plain) == len(kept)  # the remnant is not in the band of any slice
     with pytest.raises(ValueError, match="foreground"):
         volume_to_slices(volume, 2, 32, foreground="biggest")
+
+
+def test_drop_detached_parts_removes_a_scrap_across_a_dim_gap_only():
+    """A head (disc with a dim rim) and a bar above it, joined by pixels darker than -0.8
+    (as the MIAL super-resolution volume's slices): the bar goes, every head pixel, its dim
+    rim included, stays; a slice with the bar touching the head, or with no bar, is kept."""
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(yy - 36, xx - 32)
+    head = np.where(r < 18, 0.2 * np.sin(xx / 3.0), np.where(r < 20, -0.9, -1.0))
+    scrap = head.copy()
+    scrap[8:13, 20:44] = 0.5                      # the bar
+    scrap[13:17, 28:34] = -0.9                    # dim tissue joining it to the rim
+    touching = head.copy()
+    touching[14:19, 24:40] = 0.5                  # bright all the way to the head: one part
+    slices = np.stack([head, scrap, touching]).astype(np.float32)[..., None]
+    cleaned, removed = drop_detached_parts(slices)
+    assert cleaned.shape == slices.shape and cleaned.dtype == np.float32
+    np.testing.assert_array_equal(cleaned[0], slices[0])
+    np.testing.assert_array_equal(cleaned[2], slices[2])
+    assert (cleaned[1, 8:16, 20:44] == -1.0).all()            # the bar and what joins it,
+    np.testing.assert_array_equal(cleaned[1, 16], slices[1, 16])  # but not within 3 px
+    inside = r < 20
+    np.testing.assert_array_equal(cleaned[1, ..., 0][inside], slices[1, ..., 0][inside])
+    assert removed[0] == removed[2] == 0 and 0.05 < removed[1] < 0.2
+    assert (slices[1, 8:13, 20:44] == 0.5).all()              # the input is not changed
+    flat, _ = drop_detached_parts(slices[..., 0])             # [N, H, W] works too
+    np.testing.assert_array_equal(flat, cleaned[..., 0])
+    blank, none_removed = drop_detached_parts(np.full((2, 8, 8, 1), -1.0))
+    assert (blank == -1).all() and (none_removed == 0).all()  # nothing there, nothing done
+    for shape in [(64, 64), (1, 64, 64, 3)]:                  # one slice, colour: refused
+        with pytest.raises(ValueError, match="must be"):
+            drop_detached_parts(np.zeros(shape))
 
 
 def test_tilt_cuts_oblique_planes():

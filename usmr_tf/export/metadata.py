@@ -155,7 +155,11 @@ encoder, MR decoder, cross-modal attention); no discriminator, EdgeNet or revers
 
 ## Preprocessing
 - Volumes (`usmr synthesize`): {metadata["normalisation"]["volumes"]}
-- Images (`usmr synthesize`): {metadata["normalisation"].get("images", "")}
+- Images (`usmr synthesize`): aligned first by usmr_tf.data.hc18.spatial_normalize (head
+  centred, major axis horizontal, 0.8 x image_size long, 1st-99th percentiles inside the head
+  -> [-1, 1], -1 outside: the HC18 presets' training preprocessing) from the head locator's
+  ellipse (`--align auto`, the default) or the HC18 annotation (`--align hc18`);
+  `--align none`: {metadata["normalisation"].get("images", "")}
 - Encoded images sent to the server: {metadata["normalisation"]["png"]};
   {metadata["normalisation"]["png_geometry"]}
 
