@@ -1,7 +1,8 @@
 """A prepared folder whose training (or held-out) MR is another mix (issue 18's MR tests).
 
     .venv/bin/python benchmarks/mr_mix.py BASE OUT [--split SPLIT] [--drop REGEX]
-        [--add DIR[:SPLIT][=REGEX] ...] [--drop-detached] [--note TEXT] [--score DATA]
+        [--add DIR[:SPLIT][=REGEX] ...] [--drop-detached [--figure PNG]] [--note TEXT]
+        [--score DATA]
 
 Copies the prepared folder BASE (`usmr prepare`) to OUT with its `mr/train` slices changed
 (`usmr_tf.data.cache.remix`; `--split heldout` or `test` changes that split instead): those
@@ -39,6 +40,33 @@ def add_entry(text, split):
     return folder, pattern or None, split
 
 
+def figure(before, after, path, n=8):
+    """`n` slices of the changed split before and after, and what was set to background (red)."""
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = np.linspace(0, len(after) - 1, min(n, len(after))).astype(int)
+    fig, axes = plt.subplots(2, len(picks), figsize=(1.8 * len(picks), 4.0), squeeze=False)
+    for col, i in enumerate(picks):
+        for row, (name, image) in enumerate([("before", before[i]), ("after", after[i])]):
+            ax = axes[row, col]
+            ax.imshow(image[..., 0], cmap="gray", vmin=-1, vmax=1)
+            if row == 0:
+                ax.contour(before[i, ..., 0] != after[i, ..., 0], levels=[0.5], colors="r",
+                           linewidths=0.6)
+            ax.set_axis_off()
+            if col == 0:
+                ax.set_title(name, fontsize=7, loc="left")
+    fig.suptitle("MR slices before / after (red: set to background) - research images, "
+                 "not for diagnosis", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=60)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", help="a prepared folder")
@@ -56,9 +84,14 @@ def main(argv=None):
                              "its head to background (a loose brain mask's scraps; it would "
                              "also remove detached anatomy: for the MIAL held-out slices)")
     parser.add_argument("--note", default="", help="appended to the manifest's note")
+    parser.add_argument("--figure", metavar="PNG",
+                        help="with --drop-detached: draw slices of the split before and after")
     parser.add_argument("--score", metavar="DATA",
                         help="print the SWD of OUT's training MR to DATA's test / held-out MR")
     args = parser.parse_args(argv)
+    if args.figure and not (args.drop_detached and not args.drop and not args.add):
+        parser.error("--figure goes with --drop-detached alone (the same slices before and "
+                     "after)")
     add = [add_entry(a, args.split) for a in args.add]
     try:
         out = cache.remix(args.base, args.out, split=args.split, drop=args.drop, add=add,
@@ -75,6 +108,10 @@ def main(argv=None):
                        f"{100 * detached['mean_fraction']:.1f} % of the foreground on average")
     print(f"{out}: mr/{args.split} {manifest['counts']['mr'][args.split]} slices "
           f"({', '.join(changes)})")
+    if args.figure:
+        figure(cache.load_prepared(args.base, args.split, modality="mr")[0],
+               cache.load_prepared(out, args.split, modality="mr")[0], args.figure)
+        print(f"wrote {args.figure}")
     if args.score:
         from usmr_tf.metrics import swd
 

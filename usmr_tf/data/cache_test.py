@@ -257,7 +257,13 @@ def test_mr_mix_command_line(tmp_path, capsys):
     assert "mr/test 2 slices (1 dropped, 2 from" in capsys.readouterr().out
     assert [m["subject"] for m in cache.load_prepared(tmp_path / "score", "test",
                                                       modality="mr")[1]] == ["s0", "s1"]
-    mr_mix.main([str(base), str(tmp_path / "same"), "--split", "test", "--drop-detached"])
+    mr_mix.main([str(base), str(tmp_path / "same"), "--split", "test", "--drop-detached",
+                 "--figure", str(tmp_path / "same.png")])
     assert "detached parts dropped from 0 slices" in capsys.readouterr().out
+    assert (tmp_path / "same.png").stat().st_size > 0
+    with pytest.raises(SystemExit):  # a figure of before / after needs the same slices
+        mr_mix.main([str(base), str(tmp_path / "f"), "--drop", ".", "--drop-detached",
+                     "--figure", str(tmp_path / "f.png")])
+    assert not (tmp_path / "f").exists()
     assert mr_mix.add_entry("/a:b/c:heldout=x", "train") == ("/a:b/c", "x", "heldout")
     assert mr_mix.add_entry("/a:b/c", "test") == ("/a:b/c", None, "test")
