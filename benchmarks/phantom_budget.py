@@ -6,8 +6,10 @@ their paired ground truth (PSNR, SSIM), with diversity and SWD, plus the identit
 passed through). Columns: `cyclegan`, `ours` (the paper's objective), `ours_da_tc` (`ours`
 + DiffAugment translation and cutout: preset version 2's configuration), `ours_da_tc_ema`
 (that + an EMA of the generator's weights, 0.999, used for inference), `ours_da_tc_skip1`
-(that without decoder-C's full-resolution skip, `model.mr_skip_drop: 1`) and `preset_v3` (the
-model section of `recipes/preset_fetal_hc18_v3.yaml`: that + lambda_rec 5). Recipes are copied
+(that without decoder-C's full-resolution skip, `model.mr_skip_drop: 1`), `preset_v3` (the
+model section of `recipes/preset_fetal_hc18_v3.yaml`: that + lambda_rec 5) and
+`ours_da_tc_ema_decay` (`ours_da_tc_ema` with both learning rates constant for the first half
+of the steps, then linearly to 0: the long run's schedule). Recipes are copied
 from `recipes/` with `training.mixed_precision` set (`--precision`); the budget's overrides
 (steps, size, base filters, seed) apply to every column. `--seed` draws other phantoms
 (training and test) and another initialisation: the spread of a column over seeds.
@@ -38,11 +40,17 @@ COLUMNS = {  # column -> (recipe in recipes/, model overrides)
     "ours_da_tc_ema": ("ours_da", {"diff_augment": "translation,cutout", "ema_decay": 0.999}),
     "ours_da_tc_skip1": ("ours_da", {"diff_augment": "translation,cutout", "mr_skip_drop": 1}),
     "preset_v3": ("ours_da", "preset_fetal_hc18_v3"),  # the preset recipe's model section
+    "ours_da_tc_ema_decay": ("ours_da", {"diff_augment": "translation,cutout",
+                                         "ema_decay": 0.999}),
 }
+# column -> training overrides for a budget of `steps` (the long run's schedule: both learning
+# rates constant for the first half, then linearly to 0)
+TRAINING = {"ours_da_tc_ema_decay": lambda steps: {"lr_decay_start": steps // 2,
+                                                   "lr_decay_steps": steps - steps // 2}}
 KEYS = ("psnr", "ssim", "diversity", "swd")
 
 
-def write_recipes(folder, precision):
+def write_recipes(folder, precision, steps):
     for column, (recipe, model) in COLUMNS.items():
         data = yaml.safe_load((REPO / "recipes" / f"{recipe}.yaml").read_text())
         data["name"] = column
@@ -50,6 +58,7 @@ def write_recipes(folder, precision):
             model = yaml.safe_load((REPO / "recipes" / f"{model}.yaml").read_text())["model"]
         data["model"].update(model)
         data.setdefault("training", {})["mixed_precision"] = precision
+        data["training"].update(TRAINING.get(column, lambda _: {})(steps))
         (folder / f"{column}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -71,7 +80,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         recipes, work = pathlib.Path(tmp) / "recipes", pathlib.Path(args.work_dir or tmp)
         recipes.mkdir()
-        write_recipes(recipes, args.precision)
+        write_recipes(recipes, args.precision, args.steps)
         for column in args.columns:
             synth, info = rp.train_column(column, budget, ev, work / column, recipes_dir=recipes)
             res, _ = rp.score_columns({column: synth}, ev, with_deformation=False)
