@@ -40,9 +40,8 @@ COLUMNS = {  # column -> (recipe in recipes/, model overrides)
     "ours_da_tc_ema": ("ours_da", {"diff_augment": "translation,cutout", "ema_decay": 0.999}),
     "ours_da_tc_skip1": ("ours_da", {"diff_augment": "translation,cutout", "mr_skip_drop": 1}),
     "preset_v3": ("ours_da", "preset_fetal_hc18_v3"),  # the preset recipe's model section
-    "ours_da_tc_ema_decay": ("ours_da", {"diff_augment": "translation,cutout",
-                                         "ema_decay": 0.999}),
 }
+COLUMNS["ours_da_tc_ema_decay"] = COLUMNS["ours_da_tc_ema"]  # + TRAINING's schedule
 # column -> training overrides for a budget of `steps` (the long run's schedule: both learning
 # rates constant for the first half, then linearly to 0)
 TRAINING = {"ours_da_tc_ema_decay": lambda steps: {"lr_decay_start": steps // 2,

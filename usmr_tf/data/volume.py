@@ -171,13 +171,13 @@ def drop_detached_parts(slices, threshold=-0.8, opening=1):
     removed = np.zeros(len(planes))
     for i, plane in enumerate(planes):
         fg = plane > BACKGROUND
-        parts, n = ndimage.label(ndimage.binary_opening(plane > threshold, structure,
-                                                        iterations=opening))
-        if n < 2:
+        opened = ndimage.binary_opening(plane > threshold, structure, iterations=opening)
+        head = largest_part(opened, opening=0)
+        others = opened & ~head
+        if not others.any():
             continue
-        head = parts == np.argmax(np.bincount(parts.ravel())[1:]) + 1
         near_head = ndimage.binary_dilation(head, structure, iterations=opening + 2)
-        seeds = ndimage.binary_dilation((parts > 0) & ~head, structure,
+        seeds = ndimage.binary_dilation(others, structure,
                                         iterations=opening + 2) & ~near_head & fg
         scraps = ndimage.binary_propagation(seeds, structure, mask=fg & ~near_head)
         removed[i] = scraps.sum() / max(1, fg.sum())
