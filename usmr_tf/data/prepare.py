@@ -21,6 +21,8 @@ A config (YAML) lists sources per modality::
         # tilts: [-8, 0, 8]        # out-of-plane degrees about left-right: one set of
         #                          # (oblique) slices per tilt, meta "tilt" (default [0])
         # foreground: largest      # no mask: largest part of the Otsu foreground only
+        # drop_detached: true      # prepared slices lose parts detached from the head
+        #                          # (volume.drop_detached_parts; one source's mask scraps)
     us:
       - name: hc18
         kind: hc18
@@ -52,7 +54,7 @@ from usmr_tf.data import cache, hc18
 from usmr_tf.data.images import image_to_slice, is_image, load_image
 from usmr_tf.data.nifti import is_nifti
 from usmr_tf.data.splits import split_items
-from usmr_tf.data.volume import FOREGROUNDS, volume_to_slices
+from usmr_tf.data.volume import FOREGROUNDS, drop_detached_parts, volume_to_slices
 from usmr_tf.errors import ConfigError, DataError
 
 MODALITIES = ("us", "mr")
@@ -79,7 +81,7 @@ DEFAULTS = {
 _GLOBAL_ONLY = ("size", "test_fraction", "seed", "split")
 SPLITS = ("pooled", "per_group")
 _SOURCE_KEYS = {"name", "group", "kind", "root", "pattern", "subject", "mask", "limit",
-                "holdout"} | (
+                "holdout", "drop_detached"} | (
     set(DEFAULTS) - set(_GLOBAL_ONLY))
 _DEFAULT_PATTERN = {"nifti": "*.nii*", "hc18": "*HC.png", "images": "*.png"}
 
@@ -147,6 +149,16 @@ def resolve_config(config, data_root=None):
                 raise ConfigError(f"{modality}[{i}] ({src['name']}): holdout must be true or "
                                   f"false, got {src['holdout']!r}")
             _check_plane_options(src, f"{modality}[{i}] ({src['name']})")
+            # Written only when set, so that the keys of recipes without it stay as they were.
+            drop = source.get("drop_detached", False)
+            if not isinstance(drop, bool):
+                raise ConfigError(f"{modality}[{i}] ({src['name']}): drop_detached must be true "
+                                  f"or false, got {drop!r}")
+            if drop and src["kind"] != "nifti":
+                raise ConfigError(f"{modality}[{i}] ({src['name']}): drop_detached is for NIfTI "
+                                  f"sources (kind: nifti), not {src['kind']!r}")
+            if drop:
+                src["drop_detached"] = True
             if src["subject"] is not None:
                 try:
                     re.compile(src["subject"])
@@ -257,6 +269,8 @@ def _slices_of(path, subject, mask, source, size, modality):
                 percentiles=pct, band=source["band"], fill=source["fill"],
                 rotate=source["rotate"], foreground=source["foreground"], tilt=tilt)
             geo = geometry.to_dict()
+            if source.get("drop_detached"):
+                slices = drop_detached_parts(slices)[0]
             chunks.append(slices)
             meta += [dict(base, kind="volume", axis=geometry.axis, slice_index=idx, position=j,
                           tilt=tilt, geometry=geo)

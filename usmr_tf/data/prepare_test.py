@@ -439,3 +439,73 @@ def test_preset_v3_planar_is_v3_without_oblique_planes(repo_root):
     assert planar["tilts"] == [0] and len(v3["tilts"]) == 5
     assert {k: v for k, v in planar.items() if k != "tilts"} == \
         {k: v for k, v in v3.items() if k != "tilts"}
+
+
+def _volume_with_bar(seed=0):
+    """A head volume with a bright bar above the head in its middle slices (axis 2), apart
+    from the head by a gap of background, like the MIAL super-resolution volume's mask scraps."""
+    head = testing.head_volume((40, 48, 16), seed=seed)
+    volume = np.pad(head, ((12, 0), (0, 0), (0, 0)))  # the head's top edge at row ~16
+    volume[1:8, 12:36, 5:11] = head.max()  # the bar, 7 rows thick, apart by ~8 rows
+    return volume
+
+
+def test_drop_detached_removes_a_bar_and_leaves_the_recipe_key_of_sources_without_it(
+        tmp_path):
+    """`drop_detached: true` (one source's option): the bar above the head is gone from the
+    prepared slices, the head is not; a recipe without the key, or with it false, prepares
+    the same slices under the same key as before the option existed."""
+    root = tmp_path / "data"
+    for i in range(4):
+        testing.write_nifti(root / "mr" / f"s{i}.nii.gz", _volume_with_bar(seed=i))
+    config = {"data_root": str(root), "size": SIZE, "test_fraction": 0.25, "seed": 0,
+              "mr": [{"name": "vols", "kind": "nifti", "root": "mr", "subject": r"(s\d+)",
+                      "axis": 2, "fill": 0.7}]}
+    resolved = resolve_config(config)
+    assert "drop_detached" not in resolved["mr"][0]  # absent from the key's config
+    off = dict(config, mr=[dict(config["mr"][0], drop_detached=False)])
+    out_plain, plain, _ = prepare_dataset(config, tmp_path / "plain")
+    _, off_manifest, _ = prepare_dataset(off, tmp_path / "off")
+    assert off_manifest["key"] == plain["key"]
+    on = dict(config, mr=[dict(config["mr"][0], drop_detached=True)])
+    out_on, on_manifest, _ = prepare_dataset(on, tmp_path / "on")
+    assert on_manifest["key"] != plain["key"]
+    assert on_manifest["params"]["mr"][0]["drop_detached"] is True
+    for split in ("train", "test"):
+        a, meta_a = cache.load_prepared(out_plain, split, modality="mr")
+        b, meta_b = cache.load_prepared(out_on, split, modality="mr")
+        assert [m["slice_index"] for m in meta_a] == [m["slice_index"] for m in meta_b]
+        changed = np.flatnonzero([not np.array_equal(x, y) for x, y in zip(a, b)])
+        volumes = len({m["source"] for m in meta_a})
+        assert len(changed) == 6 * volumes  # the bar's 6 slices of each volume, no other
+        for i in changed:
+            lost = (a[i] > -1) & (b[i] == -1)
+            assert lost.any() and np.array_equal(b[i][~lost], a[i][~lost])
+            # what was lost is a band in the top rows, not the head's middle
+            rows = np.flatnonzero(lost[..., 0].any(axis=1))
+            assert rows.max() < SIZE // 3
+
+
+@pytest.mark.parametrize("kind, value, match", [
+    ("nifti", "yes", "drop_detached must be true or false"),
+    ("hc18", True, "drop_detached is for NIfTI sources"),
+])
+def test_bad_drop_detached_is_a_config_error(tmp_path, source, kind, value, match):
+    config = _config(source)
+    if kind == "nifti":
+        config["mr"][0]["drop_detached"] = value
+    else:
+        config["us"][0]["drop_detached"] = value
+    with pytest.raises(ConfigError, match=match):
+        prepare_dataset(config, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_preset_v3_recipes_drop_the_mial_bar_only(repo_root):
+    """Data v3 (and its planar sibling) clean the two held-out MIAL sources only: no training
+    source loses detached anatomy (a cerebellum cut apart from the cerebrum)."""
+    for name in ("preset_v3.yaml", "preset_v3_planar.yaml"):
+        config = load_config(repo_root / "recipes" / "data" / name)
+        dropped = {s["name"] for s in config["mr"] if s.get("drop_detached")}
+        assert dropped == {s["name"] for s in config["mr"] if s.get("holdout")} == \
+            {"mialsrtk_sr", "mialsrtk_stacks"}
