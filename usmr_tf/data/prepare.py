@@ -149,7 +149,8 @@ def resolve_config(config, data_root=None):
                 raise ConfigError(f"{modality}[{i}] ({src['name']}): holdout must be true or "
                                   f"false, got {src['holdout']!r}")
             _check_plane_options(src, f"{modality}[{i}] ({src['name']})")
-            # Written only when set, so that the keys of recipes without it stay as they were.
+            # Written only when set (as the cleanup's [threshold, opening], like cache.remix's
+            # record), so that the keys of recipes without it stay as they were.
             drop = source.get("drop_detached", False)
             if not isinstance(drop, bool):
                 raise ConfigError(f"{modality}[{i}] ({src['name']}): drop_detached must be true "
@@ -158,7 +159,7 @@ def resolve_config(config, data_root=None):
                 raise ConfigError(f"{modality}[{i}] ({src['name']}): drop_detached is for NIfTI "
                                   f"sources (kind: nifti), not {src['kind']!r}")
             if drop:
-                src["drop_detached"] = True
+                src["drop_detached"] = [cache.DETACHED_THRESHOLD, cache.DETACHED_OPENING]
             if src["subject"] is not None:
                 try:
                     re.compile(src["subject"])
@@ -270,7 +271,7 @@ def _slices_of(path, subject, mask, source, size, modality):
                 rotate=source["rotate"], foreground=source["foreground"], tilt=tilt)
             geo = geometry.to_dict()
             if source.get("drop_detached"):
-                slices = drop_detached_parts(slices)[0]
+                slices = drop_detached_parts(slices, *source["drop_detached"])[0]
             chunks.append(slices)
             meta += [dict(base, kind="volume", axis=geometry.axis, slice_index=idx, position=j,
                           tilt=tilt, geometry=geo)

@@ -458,32 +458,39 @@ def test_drop_detached_removes_a_bar_and_leaves_the_recipe_key_of_sources_withou
     root = tmp_path / "data"
     for i in range(4):
         testing.write_nifti(root / "mr" / f"s{i}.nii.gz", _volume_with_bar(seed=i))
+        testing.write_nifti(root / "other" / f"o{i}.nii.gz", _volume_with_bar(seed=10 + i))
+    source = {"kind": "nifti", "axis": 2, "fill": 0.7, "tilts": [-5, 0]}
     config = {"data_root": str(root), "size": SIZE, "test_fraction": 0.25, "seed": 0,
-              "mr": [{"name": "vols", "kind": "nifti", "root": "mr", "subject": r"(s\d+)",
-                      "axis": 2, "fill": 0.7}]}
+              "mr": [dict(source, name="vols", root="mr", subject=r"(s\d+)"),
+                     dict(source, name="other", root="other", subject=r"(o\d+)")]}
     resolved = resolve_config(config)
     assert "drop_detached" not in resolved["mr"][0]  # absent from the key's config
-    off = dict(config, mr=[dict(config["mr"][0], drop_detached=False)])
+    off = dict(config, mr=[dict(config["mr"][0], drop_detached=False), config["mr"][1]])
     out_plain, plain, _ = prepare_dataset(config, tmp_path / "plain")
     _, off_manifest, _ = prepare_dataset(off, tmp_path / "off")
     assert off_manifest["key"] == plain["key"]
-    on = dict(config, mr=[dict(config["mr"][0], drop_detached=True)])
+    on = dict(config, mr=[dict(config["mr"][0], drop_detached=True), config["mr"][1]])
     out_on, on_manifest, _ = prepare_dataset(on, tmp_path / "on")
     assert on_manifest["key"] != plain["key"]
-    assert on_manifest["params"]["mr"][0]["drop_detached"] is True
+    assert on_manifest["params"]["mr"][0]["drop_detached"] == [-0.8, 1]
+    assert "drop_detached" not in on_manifest["params"]["mr"][1]
     for split in ("train", "test"):
         a, meta_a = cache.load_prepared(out_plain, split, modality="mr")
         b, meta_b = cache.load_prepared(out_on, split, modality="mr")
         assert [m["slice_index"] for m in meta_a] == [m["slice_index"] for m in meta_b]
         changed = np.flatnonzero([not np.array_equal(x, y) for x, y in zip(a, b)])
-        volumes = len({m["source"] for m in meta_a})
-        assert len(changed) == 6 * volumes  # the bar's 6 slices of each volume, no other
+        assert {meta_a[i]["dataset"] for i in changed} == {"vols"}  # the other source untouched
+        flat = [i for i in changed if meta_a[i]["tilt"] == 0]
+        volumes = len({m["source"] for m in meta_a if m["dataset"] == "vols"})
+        assert len(flat) == 6 * volumes  # the bar's 6 slices of each untilted volume, no other
+        assert len(changed) - len(flat) >= 6 * volumes  # a tilted cut meets the bar too
         for i in changed:
             lost = (a[i] > -1) & (b[i] == -1)
             assert lost.any() and np.array_equal(b[i][~lost], a[i][~lost])
             # what was lost is a band in the top rows, not the head's middle
             rows = np.flatnonzero(lost[..., 0].any(axis=1))
             assert rows.max() < SIZE // 3
+            assert (b[i][: rows.max() + 1] == -1).all()  # nothing above the head is left
 
 
 @pytest.mark.parametrize("kind, value, match", [
