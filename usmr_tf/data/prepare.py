@@ -144,21 +144,15 @@ def resolve_config(config, data_root=None):
             src["subject"] = source.get("subject")
             src["mask"] = source.get("mask")
             src["limit"] = source.get("limit")
-            src["holdout"] = source.get("holdout", False)
-            if not isinstance(src["holdout"], bool):
-                raise ConfigError(f"{modality}[{i}] ({src['name']}): holdout must be true or "
-                                  f"false, got {src['holdout']!r}")
-            _check_plane_options(src, f"{modality}[{i}] ({src['name']})")
+            where = f"{modality}[{i}] ({src['name']})"
+            src["holdout"] = _flag(source, "holdout", where)
+            _check_plane_options(src, where)
             # Written only when set (as the cleanup's [threshold, opening], like cache.remix's
             # record), so that the keys of recipes without it stay as they were.
-            drop = source.get("drop_detached", False)
-            if not isinstance(drop, bool):
-                raise ConfigError(f"{modality}[{i}] ({src['name']}): drop_detached must be true "
-                                  f"or false, got {drop!r}")
-            if drop and src["kind"] != "nifti":
-                raise ConfigError(f"{modality}[{i}] ({src['name']}): drop_detached is for NIfTI "
-                                  f"sources (kind: nifti), not {src['kind']!r}")
-            if drop:
+            if _flag(source, "drop_detached", where):
+                if src["kind"] != "nifti":
+                    raise ConfigError(f"{where}: drop_detached is for NIfTI sources (kind: "
+                                      f"nifti), not {src['kind']!r}")
                 src["drop_detached"] = [cache.DETACHED_THRESHOLD, cache.DETACHED_OPENING]
             if src["subject"] is not None:
                 try:
@@ -169,6 +163,14 @@ def resolve_config(config, data_root=None):
         _check_holdout(resolved, modality)
         out[modality] = resolved
     return out
+
+
+def _flag(source, key, where):
+    """A source's true/false option (default false); ConfigError for any other value."""
+    value = source.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
 
 
 def _check_holdout(sources, modality):
