@@ -169,3 +169,21 @@ def test_outline_scale_zero_leaves_the_check_out_and_a_bad_one_is_refused(model_
     bad = tmp_path / "bad.json"
     assert cli.main([*base, "--outline-scale", "-1", "--json", str(bad)]) == 2
     assert "--outline-scale" in capsys.readouterr().err and not bad.exists()
+
+
+def test_realism_repeats_are_reported_and_a_bad_count_is_refused(model_dir, tmp_path, capsys):
+    us = np.stack([synthetic.head_phantom(SIZE, seed=s) for s in range(6)])[..., None]
+    np.save(tmp_path / "us6.npy", us.astype(np.float32))
+    mr = np.stack([synthetic.head_phantom(SIZE, seed=20 + s) for s in range(6)])[..., None]
+    np.save(tmp_path / "mr6.npy", mr.astype(np.float32))
+    base = ["evaluate", "--model", str(model_dir), "--us", str(tmp_path / "us6.npy"), "--mr",
+            str(tmp_path / "mr6.npy"), "--no-deformation", "--no-references", "--quiet"]
+    out = tmp_path / "scores.json"
+    assert cli.main([*base, "--realism-repeats", "2", "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())["metrics"]
+    assert len(metrics["realism_repeats"]) == 2 and metrics["realism_n"] == 6
+    assert metrics["realism"] == pytest.approx(np.mean(metrics["realism_repeats"]))
+    assert "realism_sd" in metrics and "±" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    assert cli.main([*base, "--realism-repeats", "0", "--json", str(bad)]) == 2
+    assert "--realism-repeats" in capsys.readouterr().err and not bad.exists()

@@ -19,7 +19,7 @@ METRIC_INFO = {
                          "deformation score unreliable"),
     "swd": ("lower", "sliced Wasserstein distance to the real MR set (x1e3)"),
     "realism": ("0.5", "realism test: accuracy of a CNN telling real MR from these (5-fold "
-                "C2ST); 0.5 = cannot tell, 1 = always tells"),
+                "C2ST, mean ± sd over repeats); 0.5 = cannot tell, 1 = always tells"),
     "structure": ("higher", "edge correlation of input US and synth MR, [-1, 1]"),
     "outline": ("higher", "head kept: Dice of the synth MR's head with its US's intracranial "
                 "region, [0, 1]; aligned US passed through ~0.86"),
@@ -40,7 +40,8 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
     `us`, `synth`: `[N, H, W, 1]` (pairs); `real_mr`: `[M, H, W, 1]` unpaired real MR (the SWD
     reference and the plane-matching candidates); `paired_mr`: optional ground truth `[N, ...]`.
     `realism_config` (a `realism.RealismConfig`): also run the realism test (synth vs
-    `real_mr`; `realism`, with `realism_ci` = [low, high]); skipped below 5 images a class.
+    `real_mr`; `realism`, with `realism_ci` = [low, high]; with `repeats` > 1 the mean, with
+    `realism_sd` and every repeat's `realism_repeats`); skipped below 5 images a class.
     `outline_scale`: the outline check's head scale (`outline.outline_scores`; the default
     fits US aligned like HC18); None leaves the check out (inputs aligned another way).
     """
@@ -69,6 +70,9 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
         metrics["realism"] = test["accuracy"]
         metrics["realism_ci"] = [test["ci_low"], test["ci_high"]]
         metrics["realism_n"] = test["n_per_class"]
+        if realism_config.repeats > 1:
+            metrics["realism_sd"] = test["accuracy_sd"]
+            metrics["realism_repeats"] = test["repeat_accuracy"]
     scores = structure.structure_scores(us, synth)
     metrics["structure"] = float(scores.mean())
     per_image["structure"] = scores.tolist()
@@ -139,6 +143,8 @@ def format_table(metrics):
             text = f"{value:.4f}"
             if name == "deformation" and "deformation_std" in metrics:
                 text += f" ± {metrics['deformation_std']:.4f}"
+            if name == "realism" and "realism_sd" in metrics:
+                text += f" ± {metrics['realism_sd']:.4f}"
             if name == "realism" and "realism_ci" in metrics:
                 low, high = metrics["realism_ci"]
                 text += f" [{low:.2f}, {high:.2f}]"

@@ -17,7 +17,13 @@ Fixed protocol, so that numbers are comparable between runs, models and sessions
   is predicted once, by the classifier that did not see it): 0.5 = cannot tell, 1.0 = always
   tells. `ci_low`/`ci_high` are a 95 % Wilson interval over those predictions and `p_value`
   the one-sided binomial probability of at least that many correct at chance. The folds'
-  predictions are not fully independent; read the interval as approximate.
+  predictions are not fully independent; read the interval as approximate;
+- `repeats` > 1 runs the whole test again with seeds `seed + 1`, `seed + 2`, ... (another
+  subsample, other folds, other initial weights and augmentation) and reports the mean
+  accuracy, its standard deviation over the repeats (`accuracy_sd`) and every repeat's value;
+  the interval and p-value are then those of the mean accuracy over one repeat's predictions
+  (repeats average out the classifier's own training noise, not the sampling of the images).
+  Repeat 0 is the single test, so `repeats: 1` gives the values of earlier versions.
 
 Small sets make the accuracy noisy (and below 0.5 by chance); always read a value beside the
 real-vs-real row (two sets of real MR) and the identity row (the US passed through).
@@ -44,9 +50,11 @@ class RealismConfig:
     max_shift: int = 4
     max_per_class: int = 256
     seed: int = 0
+    repeats: int = 1
 
     def __post_init__(self):
-        if self.folds < 2 or self.epochs < 1 or self.batch_size < 1 or self.size < 16:
+        if (self.folds < 2 or self.epochs < 1 or self.batch_size < 1 or self.size < 16
+                or self.repeats < 1):
             raise ValueError(f"invalid realism test settings: {self}")
 
 
@@ -107,14 +115,17 @@ def _batches(x, y, config, rng):
 
 
 class _Trainer:
-    """One classifier, optimizer and traced schedule, reset to the same seeded initial state
-    for every fold (tracing once keeps the test cheap enough for a validation callback)."""
+    """One classifier, optimizer and traced schedule, reset to a seeded initial state for
+    every fold (tracing once keeps the test cheap enough for a validation callback; repeats
+    only swap the initial weights, `set_initial`)."""
 
     def __init__(self, config):
         import keras
         import tensorflow as tf
 
+        self.size = config.size
         self.model = build_classifier(config.size, seed=config.seed)
+        self.seed = config.seed
         self.initial = [np.array(w) for w in self.model.get_weights()]
         self.optimizer = keras.optimizers.Adam(config.learning_rate)
         self.optimizer.build(self.model.trainable_variables)
@@ -132,6 +143,13 @@ class _Trainer:
                                               model.trainable_variables))
 
         self.train = train
+
+    def set_initial(self, seed):
+        """The initial weights `build_classifier(size, seed)` draws, for the next folds."""
+        if seed != self.seed:
+            self.seed = seed
+            self.initial = [np.array(w) for w in
+                            build_classifier(self.size, seed=seed).get_weights()]
 
     def reset(self):
         self.model.set_weights(self.initial)
@@ -162,9 +180,11 @@ def wilson_interval(correct, total, z=1.96):
 def realism_test(real_mr, candidates, config=RealismConfig()):
     """Classifier two-sample test of `real_mr` against `candidates` (`[N, H, W(, 1)]`, [-1, 1]).
 
-    Returns a dict: `accuracy` (pooled held-out accuracy, 0.5 = indistinguishable),
-    `ci_low`, `ci_high` (95 % Wilson), `p_value` (one-sided binomial vs chance),
-    `n_per_class`, `fold_accuracy` (per fold) and `config`.
+    Returns a dict: `accuracy` (pooled held-out accuracy, 0.5 = indistinguishable; with
+    `config.repeats` > 1 the mean over the repeats), `accuracy_sd` (standard deviation over
+    the repeats; None for one), `repeat_accuracy` (each repeat's), `ci_low`, `ci_high` (95 %
+    Wilson), `p_value` (one-sided binomial vs chance), `n_per_class`, `fold_accuracy` (per
+    fold, of repeat 0) and `config`.
     """
     from scipy import stats
 
@@ -174,6 +194,29 @@ def realism_test(real_mr, candidates, config=RealismConfig()):
     if n < config.folds:
         raise ValueError(f"the realism test needs at least {config.folds} images per class "
                          f"({len(real)} real MR, {len(cand)} candidates)")
+    trainer = _Trainer(config)  # one traced schedule for every repeat and fold
+    runs = [_one_test(real, cand, n, dataclasses.replace(config, seed=config.seed + r),
+                      trainer) for r in range(config.repeats)]
+    accuracies = [correct / (2 * n) for correct, _ in runs]
+    accuracy = float(np.mean(accuracies))
+    total = 2 * n
+    low, high = wilson_interval(accuracy * total, total)
+    return {
+        "accuracy": accuracy,
+        "accuracy_sd": float(np.std(accuracies, ddof=1)) if len(runs) > 1 else None,
+        "repeat_accuracy": accuracies,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": float(stats.binom.sf(round(accuracy * total) - 1, total, 0.5)),
+        "n_per_class": n,
+        "fold_accuracy": runs[0][1],
+        "config": dataclasses.asdict(config),
+    }
+
+
+def _one_test(real, cand, n, config, trainer):
+    """One repeat: seeded subsample, stratified folds, a classifier per fold from the seed's
+    initial weights. Returns (correct predictions, per-fold accuracy)."""
     rng = np.random.default_rng(config.seed)
     real = real[np.sort(rng.permutation(len(real))[:n])]
     cand = cand[np.sort(rng.permutation(len(cand))[:n])]
@@ -185,26 +228,19 @@ def realism_test(real_mr, candidates, config=RealismConfig()):
         fold_of[offset + rng.permutation(n)] = np.arange(n) % config.folds
     predicted = np.empty(2 * n, np.float32)
     fold_accuracy = []
-    trainer = _Trainer(config)
+    trainer.set_initial(config.seed)
     for fold in range(config.folds):
         test = fold_of == fold
         predicted[test] = trainer.fit_and_predict(x[~test], y[~test], x[test], config, rng)
         fold_accuracy.append(float((predicted[test] == y[test]).mean()))
-    correct = int((predicted == y).sum())
-    total = 2 * n
-    low, high = wilson_interval(correct, total)
-    return {
-        "accuracy": correct / total,
-        "ci_low": low,
-        "ci_high": high,
-        "p_value": float(stats.binom.sf(correct - 1, total, 0.5)),
-        "n_per_class": n,
-        "fold_accuracy": fold_accuracy,
-        "config": dataclasses.asdict(config),
-    }
+    return int((predicted == y).sum()), fold_accuracy
 
 
 def format_realism(result):
-    """`0.89 [0.83, 0.93] (n=2x64)`."""
-    return (f"{result['accuracy']:.2f} [{result['ci_low']:.2f}, {result['ci_high']:.2f}] "
-            f"(n=2x{result['n_per_class']})")
+    """`0.89 [0.83, 0.93] (n=2x64)`; `0.89 ± 0.02 [0.83, 0.93] (n=2x64, 5 repeats)`."""
+    sd = result.get("accuracy_sd")
+    spread = "" if sd is None else f" ± {sd:.2f}"
+    repeats = len(result.get("repeat_accuracy", [0]))
+    tail = f", {repeats} repeats" if repeats > 1 else ""
+    return (f"{result['accuracy']:.2f}{spread} [{result['ci_low']:.2f}, "
+            f"{result['ci_high']:.2f}] (n=2x{result['n_per_class']}{tail})")

@@ -68,3 +68,37 @@ def test_evaluation_row_has_realism_with_interval():
     small = evaluation.evaluate_synthesis(us[:3], us[:3], real, with_deformation=False,
                                           realism_config=FAST)["metrics"]
     assert "realism" not in small  # too few images for 5 folds: skipped, not guessed
+
+
+def test_repeats_are_the_single_tests_with_the_next_seeds():
+    real, cand = _textures(20, 8), _textures(20, 9, sigma=2.0)
+    config = realism.RealismConfig(size=32, epochs=5, repeats=3)
+    result = realism.realism_test(real, cand, config)
+    singles = [realism.realism_test(real, cand, realism.RealismConfig(size=32, epochs=5, seed=s))
+               for s in range(3)]
+    assert result["repeat_accuracy"] == [s["accuracy"] for s in singles]
+    assert result["accuracy"] == pytest.approx(np.mean(result["repeat_accuracy"]))
+    assert result["accuracy_sd"] == pytest.approx(np.std(result["repeat_accuracy"], ddof=1))
+    assert result["fold_accuracy"] == singles[0]["fold_accuracy"]  # repeat 0 = the single test
+    assert singles[0]["accuracy_sd"] is None and len(singles[0]["repeat_accuracy"]) == 1
+    assert result["ci_low"] <= result["accuracy"] <= result["ci_high"]
+    assert result["config"]["repeats"] == 3
+    assert "± " in realism.format_realism(result) and "3 repeats" in realism.format_realism(result)
+    assert "±" not in realism.format_realism(singles[0])
+    with pytest.raises(ValueError):
+        realism.RealismConfig(repeats=0)
+
+
+def test_evaluation_row_reports_the_repeats_spread():
+    us = _textures(10, 6, sigma=1.0)[..., None]
+    real = _textures(10, 7)[..., None]
+    config = realism.RealismConfig(size=32, epochs=5, repeats=2)
+    metrics = evaluation.evaluate_synthesis(us, us, real, with_deformation=False,
+                                            realism_config=config)["metrics"]
+    assert len(metrics["realism_repeats"]) == 2
+    assert metrics["realism"] == pytest.approx(np.mean(metrics["realism_repeats"]))
+    assert metrics["realism_sd"] >= 0
+    assert f"± {metrics['realism_sd']:.4f}" in evaluation.format_table(metrics)
+    single = evaluation.evaluate_synthesis(us, us, real, with_deformation=False,
+                                           realism_config=FAST)["metrics"]
+    assert "realism_sd" not in single and "realism_repeats" not in single

@@ -78,6 +78,9 @@ DEFAULTS = {
         # realism accuracy where the test resolves it, else lowest SWD (validation.better_than),
         # with diversity >= best_diversity_floor
         "validate_realism": False,
+        # the realism test's repeats (other seeds; mean and sd, `realism_sd`): one test's
+        # value moves by 0.03-0.10 (sd) with its seed (docs/metrics.md); each repeat ~5-10 s
+        "validate_realism_repeats": 1,
         "best_diversity_floor": 0.5,  # best.weights.h5: lowest SWD with diversity >= this
         "verbose": "auto",  # Keras progress bar: "auto" | 0 | 1 | 2
     },
@@ -231,6 +234,8 @@ def validate(recipe, source="recipe"):
            and 0 <= log["best_diversity_floor"], source,
            "`logging.best_diversity_floor` must be a number >= 0")
     _check(_is_int(log["n_images"], 1), source, "`logging.n_images` must be an integer >= 1")
+    _check(_is_int(log["validate_realism_repeats"], 1), source,
+           "`logging.validate_realism_repeats` must be an integer >= 1")
     _check(log["verbose"] in ("auto", 0, 1, 2), source, "`logging.verbose` must be auto, 0, 1 or 2")
     return recipe
 

@@ -67,6 +67,7 @@ def test_switching_optimizer_drops_the_old_ones_arguments():
     ("training.lr_decay_steps=10", "go together"),
     ("training.lr_decay_start=-1", "training.lr_decay_start"),
     ("training.initial_weights=3", "training.initial_weights"),
+    ("logging.validate_realism_repeats=0", "logging.validate_realism_repeats"),
 ])
 def test_bad_overrides_raise_config_error(override, words):
     with pytest.raises(ConfigError, match=re.escape(words)):

@@ -282,7 +282,8 @@ def validation_callback(out, log, validation):
     return ValidationCallback(
         out, us, real_mr, log["validate_every"], paired_mr=paired,
         with_deformation=log["validate_deformation"],
-        diversity_floor=log["best_diversity_floor"], with_realism=log["validate_realism"])
+        diversity_floor=log["best_diversity_floor"], with_realism=log["validate_realism"],
+        realism_repeats=log["validate_realism_repeats"])
 
 
 def _validation_set(val, train):

@@ -1,5 +1,7 @@
 """`train()` / `create_model()` in process: MirroredStrategy on 2 logical CPUs, mixed precision."""
 
+import pathlib
+
 import keras
 import numpy as np
 import pytest
@@ -8,6 +10,8 @@ import tensorflow as tf
 from usmr_tf.training import strategy as strategy_lib
 from usmr_tf.training import testing, trainer
 from usmr_tf.training.recipe import load_recipe
+
+RECIPES = pathlib.Path(__file__).resolve().parents[2] / "recipes"
 
 SGD = ("training.generator_optimizer={name: sgd, learning_rate: 0.5}",
        "training.discriminator_optimizer={name: sgd, learning_rate: 0.5}")
@@ -158,3 +162,16 @@ def test_initial_weights_start_a_run_from_another_runs_weights(tmp_path):
                     f"training.initial_weights={start}")
     with pytest.raises(trainer.ConfigError, match="not weights of this recipe's model"):
         trainer.train(other, tmp_path / "d")
+
+
+def test_validation_callback_follows_the_recipes_realism_settings(tmp_path):
+    recipe = load_recipe(RECIPES / "phantom_quick.yaml",
+                         ["logging.validate_every=5", "logging.validate_realism=true",
+                          "logging.validate_realism_repeats=3"])
+    us = np.zeros((4, 16, 16, 1), np.float32)
+    callback = trainer.validation_callback(tmp_path, recipe["logging"], (us, us, None))
+    assert callback.with_realism and callback.realism_repeats == 3
+    assert callback.every_n_steps == 5
+    plain = trainer.validation_callback(tmp_path, load_recipe(
+        RECIPES / "phantom_quick.yaml", ["logging.validate_every=5"])["logging"], (us, us, None))
+    assert not plain.with_realism and plain.realism_repeats == 1

@@ -9,7 +9,8 @@ the epoch logs (so `history.csv` has them as `val_diversity`, `val_swd`, ...):
 - `swd`: sliced Wasserstein distance to the real MR the run knows (training + validation MR);
 - `realism` (optional, `with_realism`; ~5-15 s on 2 cores): the realism test of
   `usmr_tf.metrics.realism` (a small CNN telling the real MR from the outputs; 0.5 = cannot
-  tell), with `realism_low` / `realism_high` its 95 % interval;
+  tell), with `realism_low` / `realism_high` its 95 % interval; with `realism_repeats` > 1
+  the mean over that many seeds, and `realism_sd` their standard deviation;
 - `deformation` (optional, slow): the FFD deformation score at low resolution;
 - `psnr`, `ssim`: against the paired ground truth, when the set has one (phantoms).
 
@@ -38,7 +39,7 @@ from usmr_tf.metrics import image_metrics, swd
 from usmr_tf.metrics.diversity import output_diversity
 
 FIELDS = ("step", "diversity", "swd", "realism", "realism_low", "realism_high", "deformation",
-          "psnr", "ssim")
+          "psnr", "ssim", "realism_sd")
 
 
 REALISM_RULE = ("lowest realism-test accuracy, where the test tells two evaluations apart (below"
@@ -74,13 +75,14 @@ class ValidationCallback(keras.callbacks.Callback):
         paired_mr: optional ground truth `[N, H, W, 1]` (phantoms).
         with_deformation: also compute the (slow) deformation score on up to 8 images.
         with_realism: also run the realism test (and rank checkpoints by it).
+        realism_repeats: the realism test's repeats (`realism.RealismConfig.repeats`).
         diversity_floor: the best-checkpoint rule's minimum diversity.
         log_dir: TensorBoard folder (default `out_dir/logs`).
     """
 
     def __init__(self, out_dir, us, real_mr, every_n_steps, paired_mr=None,
                  with_deformation=False, diversity_floor=0.5, log_dir=None, batch_size=32,
-                 with_realism=False):
+                 with_realism=False, realism_repeats=1):
         super().__init__()
         self.out_dir = pathlib.Path(out_dir)
         self.us = np.asarray(us, np.float32)
@@ -93,6 +95,9 @@ class ValidationCallback(keras.callbacks.Callback):
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
         self.with_deformation = bool(with_deformation)
         self.with_realism = bool(with_realism)
+        self.realism_repeats = int(realism_repeats)
+        if self.realism_repeats < 1:
+            raise ValueError(f"realism_repeats must be >= 1, got {realism_repeats}")
         self.diversity_floor = float(diversity_floor)
         self.log_dir = pathlib.Path(log_dir) if log_dir else self.out_dir / "logs"
         self.batch_size = int(batch_size)
@@ -139,9 +144,12 @@ class ValidationCallback(keras.callbacks.Callback):
         if self.with_realism:
             from usmr_tf.metrics import realism
 
-            test = realism.realism_test(self.real_mr, synth)
+            test = realism.realism_test(self.real_mr, synth,
+                                        realism.RealismConfig(repeats=self.realism_repeats))
             metrics.update(realism=test["accuracy"], realism_low=test["ci_low"],
                            realism_high=test["ci_high"])
+            if test["accuracy_sd"] is not None:
+                metrics["realism_sd"] = test["accuracy_sd"]
         if self.with_deformation:
             from usmr_tf.metrics import deformation
 

@@ -1,3 +1,4 @@
+import csv
 import json
 
 import keras
@@ -125,3 +126,20 @@ def test_realism_differences_inside_the_interval_are_ranked_by_swd(tmp_path):
     assert kept == [1, 1, 3, 3, 5]
     assert not better_than(ev(0.5, 50.0), ev(0.6, 40.0), with_realism=False)
     assert better_than({"swd": 1.0, "realism": 0.9}, {"swd": 2.0, "realism": 0.9}, True)
+
+
+def test_realism_repeats_give_the_mean_and_sd(tmp_path):
+    us, mr = _sets(n=10)
+    cb = ValidationCallback(tmp_path, us, mr, every_n_steps=1, with_realism=True,
+                            realism_repeats=2)
+    cb.set_model(_Scaled())
+    cb.on_train_begin()
+    metrics = cb.evaluate()
+    assert metrics["realism_sd"] >= 0
+    assert 0 <= metrics["realism_low"] <= metrics["realism"] <= metrics["realism_high"] <= 1
+    cb._record(5, metrics)
+    with open(tmp_path / "validation.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["realism_sd"]) == pytest.approx(metrics["realism_sd"])
+    with pytest.raises(ValueError, match="realism_repeats"):
+        ValidationCallback(tmp_path, us, mr, every_n_steps=1, realism_repeats=0)
