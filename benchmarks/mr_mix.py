@@ -34,9 +34,7 @@ from usmr_tf.errors import DataError  # noqa: E402
 def add_entry(text, split):
     """`DIR[:SPLIT][=REGEX]` -> (DIR, REGEX or None, SPLIT or `split`) for `cache.remix`."""
     folder, _, pattern = text.partition("=")
-    head, colon, tail = folder.rpartition(":")
-    if colon and tail in cache.SPLITS:
-        folder, split = head, tail
+    folder, split = cache.split_address(folder, split)
     return folder, pattern or None, split
 
 

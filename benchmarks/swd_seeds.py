@@ -37,8 +37,8 @@ METRICS = {
 def reference(text):
     """`NAME=DIR:SPLIT` -> (NAME, DIR, SPLIT)."""
     name, _, where = text.partition("=")
-    folder, _, split = where.rpartition(":")
-    if not name or not folder or split not in cache.SPLITS:
+    folder, split = cache.split_address(where)
+    if not name or not folder or split is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME=DIR:SPLIT (SPLIT one of "
                                          f"{', '.join(cache.SPLITS)})")
     return name, folder, split

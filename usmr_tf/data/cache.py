@@ -92,6 +92,15 @@ def write_prepared(out, parts, manifest):
     return out
 
 
+def split_address(text, default=None):
+    """`DIR:SPLIT` -> (DIR, SPLIT); `DIR` alone (or a colon not followed by a split name, as
+    in a Windows drive) -> (DIR, `default`). The one grammar of the benchmarks' set options."""
+    head, colon, tail = str(text).rpartition(":")
+    if colon and head and tail in SPLITS:
+        return head, tail
+    return str(text), default
+
+
 def _modality_dir(path, modality):
     path = pathlib.Path(path)
     if not path.is_dir():

@@ -267,3 +267,12 @@ def test_mr_mix_command_line(tmp_path, capsys):
     assert not (tmp_path / "f").exists()
     assert mr_mix.add_entry("/a:b/c:heldout=x", "train") == ("/a:b/c", "x", "heldout")
     assert mr_mix.add_entry("/a:b/c", "test") == ("/a:b/c", None, "test")
+
+
+def test_split_address_reads_dir_colon_split():
+    assert cache.split_address("../runs/data:heldout") == ("../runs/data", "heldout")
+    assert cache.split_address("runs/data") == ("runs/data", None)
+    assert cache.split_address("runs/data", "train") == ("runs/data", "train")
+    # a colon not followed by a split name is part of the folder (C:\data, odd names)
+    assert cache.split_address("C:/data", "test") == ("C:/data", "test")
+    assert cache.split_address("runs/a:b:test") == ("runs/a:b", "test")
