@@ -111,7 +111,8 @@ def score(name, run_dir, work, data, crl, real_mr, deformation=False, equalise=F
             else:
                 deform_args = ["--deformation-equalise"] if equalise else []
             run([USMR, "evaluate", "--model", str(model), "--us", str(data), "--split", "test",
-                 *mr, *deform_args, "--max-images", "0", "--quiet", "--json", str(path)],
+                 *mr, *deform_args, "--max-images", "0", "--realism-repeats", "1", "--quiet",
+                 "--json", str(path)],
                 work / f"{name}.log")
         result[which] = json.loads(path.read_text())
     return result

@@ -67,11 +67,12 @@ def register(subparsers):
                              "(default 0.903 / 1.03, US aligned like HC18: docs/metrics.md); "
                              "0 leaves the check out (US aligned another way)")
     parser.add_argument("--no-realism", action="store_true",
-                        help="skip the realism test (a small CNN trained 5 times to tell real MR "
-                             "from the outputs; ~5-10 s a repeat and row on 2 CPU cores)")
+                        help="skip the realism test (a small CNN trained on 5 folds, "
+                             "--realism-repeats times, to tell real MR from the outputs; ~5-10 s "
+                             "a repeat and row on 2 CPU cores)")
     parser.add_argument("--realism-repeats", type=int, default=REALISM_REPEATS,
                         help="run the realism test this many times with other seeds and report "
-                             "the mean and sd (one test's value moves by 0.03-0.10 (sd) with its "
+                             "the mean and sd (one test's value moves by 0.01-0.10 (sd) with its "
                              "seed or the CPU thread count: docs/metrics.md); 1 = the single "
                              "test of results dated before 2026-12-06 (default %(default)s)")
     add_quiet_arg(parser)
@@ -126,6 +127,8 @@ def run(args):
         raise ConfigError("--max-images must be >= 0, --batch-size and --top-k >= 1")
     if not 32 <= args.registration_size <= 256:
         raise ConfigError("--registration-size must be in [32, 256]")
+    if args.realism_repeats < 1 and not args.no_realism:
+        raise ConfigError("--realism-repeats must be >= 1")
     outline_scale = outline.DEFAULT_SCALE if args.outline_scale is None else args.outline_scale
     if not 0.0 <= outline_scale <= 2.0:
         raise ConfigError("--outline-scale must be in [0, 2] (0 = no outline check)")
@@ -133,8 +136,6 @@ def run(args):
     if args.json and not pathlib.Path(args.json).parent.resolve().is_dir():
         raise ConfigError(f"{args.json}: folder does not exist")
     runner = SavedModelRunner(model_path(args), version=args.version)
-    if args.realism_repeats < 1:
-        raise ConfigError("--realism-repeats must be >= 1")
     realism_config = None if args.no_realism else RealismConfig(repeats=args.realism_repeats)
     size = runner.image_size
     limit = args.max_images or None

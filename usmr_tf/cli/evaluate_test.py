@@ -181,8 +181,8 @@ def test_realism_repeats_are_reported_and_a_bad_count_is_refused(model_dir, tmp_
     out = tmp_path / "scores.json"
     assert cli.main([*base, "--realism-repeats", "2", "--json", str(out)]) == 0
     metrics = json.loads(out.read_text())["metrics"]
-    assert len(metrics["realism_repeats"]) == 2 and metrics["realism_n"] == 6
-    assert metrics["realism"] == pytest.approx(np.mean(metrics["realism_repeats"]))
+    assert len(metrics["realism_per_repeat"]) == 2 and metrics["realism_n"] == 6
+    assert metrics["realism"] == pytest.approx(np.mean(metrics["realism_per_repeat"]))
     assert "realism_sd" in metrics and "±" in capsys.readouterr().out
     bad = tmp_path / "bad.json"
     assert cli.main([*base, "--realism-repeats", "0", "--json", str(bad)]) == 2

@@ -41,7 +41,7 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
     reference and the plane-matching candidates); `paired_mr`: optional ground truth `[N, ...]`.
     `realism_config` (a `realism.RealismConfig`): also run the realism test (synth vs
     `real_mr`; `realism`, with `realism_ci` = [low, high]; with `repeats` > 1 the mean, with
-    `realism_sd` and every repeat's `realism_repeats`); skipped below 5 images a class.
+    `realism_sd` and every repeat's `realism_per_repeat`); skipped below 5 images a class.
     `outline_scale`: the outline check's head scale (`outline.outline_scores`; the default
     fits US aligned like HC18); None leaves the check out (inputs aligned another way).
     """
@@ -72,7 +72,7 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
         metrics["realism_n"] = test["n_per_class"]
         if realism_config.repeats > 1:
             metrics["realism_sd"] = test["accuracy_sd"]
-            metrics["realism_repeats"] = test["repeat_accuracy"]
+            metrics["realism_per_repeat"] = test["repeat_accuracy"]
     scores = structure.structure_scores(us, synth)
     metrics["structure"] = float(scores.mean())
     per_image["structure"] = scores.tolist()
@@ -124,14 +124,23 @@ def format_comparison(rows, names=("diversity", "swd", "realism", "deformation",
     header = ["", *names]
     lines = [header]
     for row, metrics in rows.items():
-        lines.append([row, *(f"{metrics[n]:.3f}" if finite_or_none(metrics.get(n)) is not None
-                             else "-" for n in names)])
+        lines.append([row, *(_cell(metrics, n) for n in names)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
     better = {n: METRIC_INFO[n][0] for n in names}
     text.append("better: " + ", ".join(f"{n} {d}" for n, d in better.items()))
     return "\n".join(text)
+
+
+def _cell(metrics, name):
+    """`0.618`, or `0.618±0.048` for a repeated realism test; `-` when missing."""
+    if finite_or_none(metrics.get(name)) is None:
+        return "-"
+    text = f"{metrics[name]:.3f}"
+    if name == "realism" and finite_or_none(metrics.get("realism_sd")) is not None:
+        text += f"±{metrics['realism_sd']:.3f}"
+    return text
 
 
 def format_table(metrics):

@@ -89,16 +89,29 @@ def test_repeats_are_the_single_tests_with_the_next_seeds():
         realism.RealismConfig(repeats=0)
 
 
+def test_each_repeat_starts_from_its_seeds_initial_weights():
+    trainer = realism._Trainer(realism.RealismConfig(size=32, epochs=1))
+    seed0 = [w.copy() for w in trainer.initial]
+    trainer.set_initial(1)
+    want = realism.build_classifier(32, seed=1).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(trainer.initial, want))
+    assert not any(np.array_equal(a, b) for a, b in zip(trainer.initial, seed0) if a.any())
+    trainer.set_initial(0)
+    assert all(np.array_equal(a, b) for a, b in zip(trainer.initial, seed0))
+
+
 def test_evaluation_row_reports_the_repeats_spread():
     us = _textures(10, 6, sigma=1.0)[..., None]
     real = _textures(10, 7)[..., None]
     config = realism.RealismConfig(size=32, epochs=5, repeats=2)
     metrics = evaluation.evaluate_synthesis(us, us, real, with_deformation=False,
                                             realism_config=config)["metrics"]
-    assert len(metrics["realism_repeats"]) == 2
-    assert metrics["realism"] == pytest.approx(np.mean(metrics["realism_repeats"]))
+    assert len(metrics["realism_per_repeat"]) == 2
+    assert metrics["realism"] == pytest.approx(np.mean(metrics["realism_per_repeat"]))
     assert metrics["realism_sd"] >= 0
     assert f"± {metrics['realism_sd']:.4f}" in evaluation.format_table(metrics)
+    row = evaluation.format_comparison({"model": metrics})
+    assert f"{metrics['realism']:.3f}±{metrics['realism_sd']:.3f}" in row
     single = evaluation.evaluate_synthesis(us, us, real, with_deformation=False,
                                            realism_config=FAST)["metrics"]
-    assert "realism_sd" not in single and "realism_repeats" not in single
+    assert "realism_sd" not in single and "realism_per_repeat" not in single
