@@ -68,8 +68,8 @@ def register(subparsers):
                              "0 leaves the check out (US aligned another way)")
     parser.add_argument("--no-realism", action="store_true",
                         help="skip the realism test (a small CNN trained on 5 folds, "
-                             "--realism-repeats times, to tell real MR from the outputs; ~5-10 s "
-                             "a repeat and row on 2 CPU cores)")
+                             "--realism-repeats times, to tell real MR from the outputs; ~3 s "
+                             "a test on 2 CPU cores at ~80 images a class)")
     parser.add_argument("--realism-repeats", type=int, default=REALISM_REPEATS,
                         help="run the realism test this many times with other seeds and report "
                              "the mean and sd (one test's value moves by 0.01-0.10 (sd) with its "
@@ -114,6 +114,18 @@ def _reference_mr(args, size, load_image_set):
     return None
 
 
+def _realism_tests(config, n_us, n_mr, reference, with_references):
+    """How many realism tests (rows x repeats) the evaluation runs, for its progress bar: the
+    model row and the identity row on the US, the real-MR row on the reference slices (as many
+    as there are US), each only with `config.folds` images a class or more."""
+    if config is None:
+        return 0
+    rows = [n_us] + ([n_us] if with_references else [])
+    if with_references and reference is not None:
+        rows.append(min(len(reference), n_us))
+    return config.repeats * sum(min(n, n_mr) >= config.folds for n in rows)
+
+
 def run(args):
     from usmr_tf.errors import ConfigError
     from usmr_tf.atomic import write_text_atomic
@@ -147,18 +159,22 @@ def run(args):
     registration = RegistrationConfig(size=args.registration_size,
                                       equalise=args.deformation_equalise)
     total = 0 if args.no_deformation else len(us)
-    with progress(total, "deformation score", "image", args.quiet or not total) as bar:
-        result = evaluation.evaluate_synthesis(
-            us, synth, real_mr, paired_mr=paired, with_deformation=not args.no_deformation,
-            top_k=args.top_k, registration=registration,
-            progress=bar.update, realism_config=realism_config, outline_scale=outline_scale)
-    references = {}
-    if not args.no_references:
-        reference = _reference_mr(args, size, load_image_set)
-        references = evaluation.evaluate_references(
-            us, real_mr, reference, with_deformation=not args.no_deformation, top_k=args.top_k,
-            registration=registration,
-            realism_config=realism_config, outline_scale=outline_scale)
+    reference = None if args.no_references else _reference_mr(args, size, load_image_set)
+    tests = _realism_tests(realism_config, len(us), len(real_mr), reference,
+                           not args.no_references)
+    with progress(tests, "realism test", "test", args.quiet or not tests) as realism_bar:
+        with progress(total, "deformation score", "image", args.quiet or not total) as bar:
+            result = evaluation.evaluate_synthesis(
+                us, synth, real_mr, paired_mr=paired, with_deformation=not args.no_deformation,
+                top_k=args.top_k, registration=registration,
+                progress=bar.update, realism_config=realism_config, outline_scale=outline_scale,
+                realism_progress=realism_bar.update)
+        references = {}
+        if not args.no_references:
+            references = evaluation.evaluate_references(
+                us, real_mr, reference, with_deformation=not args.no_deformation,
+                top_k=args.top_k, registration=registration, realism_config=realism_config,
+                outline_scale=outline_scale, realism_progress=realism_bar.update)
     print(f"model {runner.path} (image size {size}); {len(us)} US, {len(real_mr)} real MR")
     print(evaluation.format_table(result["metrics"]))
     if references:

@@ -187,3 +187,21 @@ def test_realism_repeats_are_reported_and_a_bad_count_is_refused(model_dir, tmp_
     bad = tmp_path / "bad.json"
     assert cli.main([*base, "--realism-repeats", "0", "--json", str(bad)]) == 2
     assert "--realism-repeats" in capsys.readouterr().err and not bad.exists()
+    # not quiet: a bar over the tests (2 repeats x the model row; with references x 3 rows)
+    loud = [a for a in base if a not in ("--quiet", "--no-references")]
+    assert cli.main([*loud, "--realism-repeats", "2", "--mr-reference",
+                     str(tmp_path / "mr6.npy")]) == 0
+    assert "realism test: 100%" in capsys.readouterr().err
+
+
+def test_realism_progress_counts_every_test_that_runs():
+    from usmr_tf.cli.evaluate import _realism_tests
+    from usmr_tf.metrics.realism import RealismConfig
+
+    five = RealismConfig(repeats=5)
+    assert _realism_tests(None, 84, 78, None, True) == 0
+    assert _realism_tests(five, 84, 78, np.zeros((78, 8, 8)), True) == 15
+    assert _realism_tests(five, 84, 78, None, True) == 10       # no real-MR row
+    assert _realism_tests(five, 84, 78, None, False) == 5       # --no-references
+    assert _realism_tests(five, 84, 78, np.zeros((3, 8, 8)), True) == 10  # 3 slices: skipped
+    assert _realism_tests(five, 4, 78, None, True) == 0          # too few US for 5 folds

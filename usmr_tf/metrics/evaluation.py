@@ -32,10 +32,11 @@ METRIC_INFO = {
 def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True, top_k=3,
                        registration=deformation.RegistrationConfig(), swd_seed=0,
                        progress=None, realism_config=None,
-                       outline_scale=outline.DEFAULT_SCALE):
+                       outline_scale=outline.DEFAULT_SCALE, realism_progress=None):
     """Returns `{"metrics": {name: value}, "per_image": {...}}` for one synthesized set.
 
-    `progress(1)` (optional) is called after each image's deformation score, the slow part.
+    `progress(1)` (optional) is called after each image's deformation score, the slow part;
+    `realism_progress(1)` after each repeat of the realism test.
 
     `us`, `synth`: `[N, H, W, 1]` (pairs); `real_mr`: `[M, H, W, 1]` unpaired real MR (the SWD
     reference and the plane-matching candidates); `paired_mr`: optional ground truth `[N, ...]`.
@@ -66,7 +67,7 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
     metrics["swd"] = distance["mean"]
     metrics["swd_levels"] = distance["levels"]
     if realism_config is not None and min(len(synth), len(real_mr)) >= realism_config.folds:
-        test = realism.realism_test(real_mr, synth, realism_config)
+        test = realism.realism_test(real_mr, synth, realism_config, progress=realism_progress)
         metrics["realism"] = test["accuracy"]
         metrics["realism_ci"] = [test["ci_low"], test["ci_high"]]
         metrics["realism_n"] = test["n_per_class"]

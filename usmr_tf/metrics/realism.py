@@ -177,14 +177,14 @@ def wilson_interval(correct, total, z=1.96):
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def realism_test(real_mr, candidates, config=RealismConfig()):
+def realism_test(real_mr, candidates, config=RealismConfig(), progress=None):
     """Classifier two-sample test of `real_mr` against `candidates` (`[N, H, W(, 1)]`, [-1, 1]).
 
     Returns a dict: `accuracy` (pooled held-out accuracy, 0.5 = indistinguishable; with
     `config.repeats` > 1 the mean over the repeats), `accuracy_sd` (standard deviation over
     the repeats; None for one), `repeat_accuracy` (each repeat's), `ci_low`, `ci_high` (95 %
     Wilson), `p_value` (one-sided binomial vs chance), `n_per_class`, `fold_accuracy` (per
-    fold, of repeat 0) and `config`.
+    fold, of repeat 0) and `config`. `progress(1)` (optional) is called after each repeat.
     """
     from scipy import stats
 
@@ -195,8 +195,12 @@ def realism_test(real_mr, candidates, config=RealismConfig()):
         raise ValueError(f"the realism test needs at least {config.folds} images per class "
                          f"({len(real)} real MR, {len(cand)} candidates)")
     trainer = _Trainer(config)  # one traced schedule for every repeat and fold
-    runs = [_one_test(real, cand, n, dataclasses.replace(config, seed=config.seed + r),
-                      trainer) for r in range(config.repeats)]
+    runs = []
+    for r in range(config.repeats):
+        runs.append(_one_test(real, cand, n, dataclasses.replace(config, seed=config.seed + r),
+                              trainer))
+        if progress is not None:
+            progress(1)
     accuracies = [correct / (2 * n) for correct, _ in runs]
     accuracy = float(np.mean(accuracies))
     total = 2 * n

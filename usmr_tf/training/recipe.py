@@ -79,7 +79,7 @@ DEFAULTS = {
         # with diversity >= best_diversity_floor
         "validate_realism": False,
         # the realism test's repeats (other seeds; mean and sd, `realism_sd`): one test's
-        # value moves by 0.01-0.10 (sd) with its seed (docs/metrics.md); each repeat ~5-10 s
+        # value moves by 0.01-0.10 (sd) with its seed (docs/metrics.md); each repeat ~3-5 s
         "validate_realism_repeats": 1,
         "best_diversity_floor": 0.5,  # best.weights.h5: lowest SWD with diversity >= this
         "verbose": "auto",  # Keras progress bar: "auto" | 0 | 1 | 2
