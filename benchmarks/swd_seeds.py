@@ -27,10 +27,11 @@ from usmr_tf.data import cache  # noqa: E402
 from usmr_tf.export.synthesis import synthesize_slices  # noqa: E402
 from usmr_tf.metrics import realism, swd  # noqa: E402
 
+# metric -> its values with seeds 0..n-1 (the realism test's repeats are those seeds' tests)
 METRICS = {
-    "swd": lambda mr, real, seed: swd.swd(mr, real, seed=seed)["mean"],
-    "realism": lambda mr, real, seed: realism.realism_test(
-        real, mr, realism.RealismConfig(seed=seed))["accuracy"],
+    "swd": lambda mr, real, n: [swd.swd(mr, real, seed=s)["mean"] for s in range(n)],
+    "realism": lambda mr, real, n: realism.realism_test(
+        real, mr, realism.RealismConfig(repeats=n))["repeat_accuracy"],
 }
 
 
@@ -64,7 +65,7 @@ def main(argv=None):
     for model in args.model:
         mr = us if model == "identity" else synthesize_slices(model, us)
         for name, real in refs.items():
-            v = [METRICS[args.metric](mr, real, s) for s in range(args.seeds)]
+            v = METRICS[args.metric](mr, real, args.seeds)
             values[f"{model} | {name}"] = v
             print(f"{model} | {name}: {args.metric} seed 0 {v[0]:{fmt}}, mean {np.mean(v):{fmt}}"
                   f" ± {np.std(v, ddof=1):{fmt}} (range {min(v):{fmt}}-{max(v):{fmt}}) over "

@@ -114,18 +114,6 @@ def _reference_mr(args, size, load_image_set):
     return None
 
 
-def _realism_tests(config, n_us, n_mr, reference, with_references):
-    """How many realism tests (rows x repeats) the evaluation runs, for its progress bar: the
-    model row and the identity row on the US, the real-MR row on the reference slices (as many
-    as there are US), each only with `config.folds` images a class or more."""
-    if config is None:
-        return 0
-    rows = [n_us] + ([n_us] if with_references else [])
-    if with_references and reference is not None:
-        rows.append(min(len(reference), n_us))
-    return config.repeats * sum(min(n, n_mr) >= config.folds for n in rows)
-
-
 def run(args):
     from usmr_tf.errors import ConfigError
     from usmr_tf.atomic import write_text_atomic
@@ -160,8 +148,9 @@ def run(args):
                                       equalise=args.deformation_equalise)
     total = 0 if args.no_deformation else len(us)
     reference = None if args.no_references else _reference_mr(args, size, load_image_set)
-    tests = _realism_tests(realism_config, len(us), len(real_mr), reference,
-                           not args.no_references)
+    tests = evaluation.realism_test_count(
+        len(us), len(real_mr), realism_config, None if reference is None else len(reference),
+        with_references=not args.no_references)
     with progress(tests, "realism test", "test", args.quiet or not tests) as realism_bar:
         with progress(total, "deformation score", "image", args.quiet or not total) as bar:
             result = evaluation.evaluate_synthesis(

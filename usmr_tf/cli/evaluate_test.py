@@ -195,13 +195,13 @@ def test_realism_repeats_are_reported_and_a_bad_count_is_refused(model_dir, tmp_
 
 
 def test_realism_progress_counts_every_test_that_runs():
-    from usmr_tf.cli.evaluate import _realism_tests
+    from usmr_tf.metrics.evaluation import realism_test_count
     from usmr_tf.metrics.realism import RealismConfig
 
     five = RealismConfig(repeats=5)
-    assert _realism_tests(None, 84, 78, None, True) == 0
-    assert _realism_tests(five, 84, 78, np.zeros((78, 8, 8)), True) == 15
-    assert _realism_tests(five, 84, 78, None, True) == 10       # no real-MR row
-    assert _realism_tests(five, 84, 78, None, False) == 5       # --no-references
-    assert _realism_tests(five, 84, 78, np.zeros((3, 8, 8)), True) == 10  # 3 slices: skipped
-    assert _realism_tests(five, 4, 78, None, True) == 0          # too few US for 5 folds
+    assert realism_test_count(84, 78, None, 78) == 0
+    assert realism_test_count(84, 78, five, 78) == 15
+    assert realism_test_count(84, 78, five) == 10                          # no real-MR row
+    assert realism_test_count(84, 78, five, 78, with_references=False) == 5  # --no-references
+    assert realism_test_count(84, 78, five, 3) == 10                       # 3 slices: skipped
+    assert realism_test_count(4, 78, five) == 0                            # too few US

@@ -66,12 +66,12 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
     distance = swd.swd(synth, real_mr, seed=swd_seed)
     metrics["swd"] = distance["mean"]
     metrics["swd_levels"] = distance["levels"]
-    if realism_config is not None and min(len(synth), len(real_mr)) >= realism_config.folds:
+    if _realism_runs(len(synth), len(real_mr), realism_config):
         test = realism.realism_test(real_mr, synth, realism_config, progress=realism_progress)
         metrics["realism"] = test["accuracy"]
         metrics["realism_ci"] = [test["ci_low"], test["ci_high"]]
         metrics["realism_n"] = test["n_per_class"]
-        if realism_config.repeats > 1:
+        if test["accuracy_sd"] is not None:
             metrics["realism_sd"] = test["accuracy_sd"]
             metrics["realism_per_repeat"] = test["repeat_accuracy"]
     scores = structure.structure_scores(us, synth)
@@ -94,6 +94,24 @@ def evaluate_synthesis(us, synth, real_mr, paired_mr=None, with_deformation=True
         per_image["psnr"] = image_metrics.psnr_per_image(synth, paired).tolist()
         per_image["ssim"] = image_metrics.ssim_per_image(synth, paired).tolist()
     return {"metrics": metrics, "per_image": per_image}
+
+
+def _realism_runs(n_images, n_real, config):
+    """Whether a row's realism test runs: asked for, and `config.folds` images a class."""
+    return config is not None and min(n_images, n_real) >= config.folds
+
+
+def realism_test_count(n_us, n_real, config, n_reference=None, with_references=True):
+    """How many realism tests (rows x repeats) `evaluate_synthesis` on `n_us` images plus
+    `evaluate_references` (identity; real MR when `n_reference` is given) run against
+    `n_real` real MR slices: a progress bar's total."""
+    rows = [n_us]
+    if with_references:
+        rows.append(n_us)
+        if n_reference is not None:
+            rows.append(min(n_reference, n_us))  # the real-MR row's cut, as below
+    runs = sum(_realism_runs(n, n_real, config) for n in rows)
+    return runs * config.repeats if runs else 0
 
 
 def evaluate_references(us, real_mr, reference_mr=None, **kwargs):
